@@ -1,0 +1,37 @@
+# Two set-up commands on a fresh machine:
+#   make demo   installs everything, indexes a real catalogue and queries it
+#   make test   installs everything and runs lint, types and the full test suite
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SHARED ?= $(abspath ../shared)
+DEMO_DIR ?= out/demo
+DEMO_N ?= 2000
+export LOOKALIKE_IMAGE_MODEL ?= $(SHARED)/models/tf2_mobilenet_v2_1.0_224_ptq.tflite
+export LOOKALIKE_IMAGE_TENSOR ?= GlobalPool
+
+.PHONY: install demo test lint
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	# The CPU build of torch first: any other torch requirement pulls gigabytes of CUDA.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[clip,litert,offline-text,dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) -m lookalike.cli convert fashion-10k $(SHARED)/datasets/fashion-10k $(DEMO_DIR)/catalogue.jsonl --limit $(DEMO_N)
+	LOOKALIKE_DATA_DIR=$(DEMO_DIR)/data $(VENV)/bin/lookalike index $(DEMO_DIR)/catalogue.jsonl
+	LOOKALIKE_DATA_DIR=$(DEMO_DIR)/data $(VENV)/bin/lookalike similar 15970 --k 5
+	LOOKALIKE_DATA_DIR=$(DEMO_DIR)/data $(VENV)/bin/lookalike search "blue shirt" --anchor 15970 --filter gender=Men --k 5
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy lookalike indexer reranker
+
+test: install lint
+	bash scripts/ensure-redis
+	$(VENV)/bin/pytest -q --timeout=600

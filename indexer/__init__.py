@@ -1,0 +1,1 @@
+"""Ingest: catalogue records become documents in the engine, in-process or through Celery."""

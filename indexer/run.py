@@ -1,0 +1,89 @@
+"""Driving the pipeline over a catalogue file: in-process with a progress bar, or via Celery."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from indexer.context import IndexContext
+from indexer.pipeline import BatchReport, index_batch
+from indexer.vocabulary import fit_vocabulary
+from lookalike.engines import Engine
+from lookalike.records import CsvMapping, ProductRecord, RecordError, read_catalogue
+
+
+@dataclass
+class IndexReport:
+    """The outcome of indexing a catalogue: batch totals plus records that were rejected."""
+
+    batches: BatchReport = field(default_factory=BatchReport)
+    record_errors: list[RecordError] = field(default_factory=list)
+    products: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        out = self.batches.to_dict()
+        out["products"] = self.products
+        out["record_errors"] = [
+            {"line": e.line, "id": e.id, "reason": e.reason} for e in self.record_errors
+        ]
+        return out
+
+
+def batches(
+    path: Path, mapping: CsvMapping | None, size: int, errors: list[RecordError]
+) -> Iterator[list[ProductRecord]]:
+    """Valid records in batches; rejected ones are appended to ``errors`` as they are met."""
+    batch: list[ProductRecord] = []
+    for item in read_catalogue(path, mapping):
+        if isinstance(item, RecordError):
+            errors.append(item)
+            continue
+        batch.append(item.record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def index_catalogue(
+    path: Path,
+    ctx: IndexContext,
+    mapping: CsvMapping | None = None,
+    batch_size: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> IndexReport:
+    """Index a catalogue in this process, batch by batch (a crash loses at most one batch)."""
+    report = IndexReport()
+    for batch in batches(path, mapping, batch_size, report.record_errors):
+        encoder = fit_vocabulary(ctx.engine, batch)
+        report.batches.add(index_batch(batch, ctx, encoder))
+        report.products += len(batch)
+        if progress:
+            progress(len(batch))
+    ctx.engine.refresh()
+    return report
+
+
+def enqueue_catalogue(
+    path: Path,
+    engine: Engine,
+    mapping: CsvMapping | None = None,
+    batch_size: int = 64,
+) -> tuple[list[str], IndexReport]:
+    """Validate the catalogue, store its attribute vocabulary, then enqueue one job per batch.
+
+    The vocabulary is fitted here, by the one process that reads the whole file, so workers
+    only read it and never race to extend it.
+    """
+    from indexer.tasks import index_batch_task
+
+    report = IndexReport()
+    fit_vocabulary(engine, (r for b in batches(path, mapping, batch_size, []) for r in b))
+    job_ids: list[str] = []
+    for batch in batches(path, mapping, batch_size, report.record_errors):
+        result = index_batch_task.delay([r.model_dump(mode="json") for r in batch])
+        job_ids.append(result.id)
+        report.products += len(batch)
+    return job_ids, report

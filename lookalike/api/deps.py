@@ -1,0 +1,56 @@
+"""Injected dependencies: settings, the engine, and filters parsed from query parameters."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from lookalike.engines import Engine
+from lookalike.filters import Filter, Range, Terms, parse_filter_arg
+from lookalike.filters import And as AndFilter
+from lookalike.settings import Settings
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+def get_filters(
+    brand: Annotated[str | None, Query(description="Brand(s), comma-separated.")] = None,
+    category: Annotated[str | None, Query(description="Category(ies), comma-separated.")] = None,
+    color: Annotated[str | None, Query(description="Colour(s), comma-separated.")] = None,
+    price_min: Annotated[float | None, Query(ge=0, description="Lowest price.")] = None,
+    price_max: Annotated[float | None, Query(ge=0, description="Highest price.")] = None,
+    filter: Annotated[
+        list[str] | None,
+        Query(description="More filters as FIELD=VALUE, FIELD!=VALUE, price>=N (repeatable)."),
+    ] = None,
+) -> Filter | None:
+    """All filter parameters ANDed together; None when there are none."""
+    nodes: list[Filter] = []
+    for field, value in (("brand", brand), ("category", category), ("color", color)):
+        values = _split(value)
+        if values:
+            nodes.append(Terms(field, values))
+    if price_min is not None or price_max is not None:
+        nodes.append(Range("price", gte=price_min, lte=price_max))
+    nodes.extend(parse_filter_arg(f) for f in filter or [])
+    if not nodes:
+        return None
+    return nodes[0] if len(nodes) == 1 else AndFilter(tuple(nodes))
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
+FiltersDep = Annotated[Filter | None, Depends(get_filters)]

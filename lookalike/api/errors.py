@@ -1,0 +1,50 @@
+"""One JSON error shape for every error the API returns.
+
+``{"error": {"code": str, "message": str, "details": object}}`` — for Lookalike errors,
+request validation errors, unknown routes and unexpected failures alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lookalike.errors import LookalikeError
+
+log = logging.getLogger("lookalike.api")
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LookalikeError)
+    async def _lookalike(request: Request, exc: LookalikeError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"loc": [str(p) for p in e.get("loc", ())], "message": e.get("msg", "")}
+            for e in exc.errors()
+        ]
+        message = "; ".join(f"{'.'.join(p['loc'])}: {p['message']}" for p in problems)
+        return JSONResponse(
+            error_body("invalid_input", message or "invalid request", {"errors": problems}), 422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return JSONResponse(error_body("internal_error", "internal server error"), 500)

@@ -1,0 +1,53 @@
+"""Response models: the JSON shapes the API promises (and the CLI's --json prints)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class HitOut(BaseModel):
+    id: str
+    score: float
+    title: str
+    brand: str | None = None
+    category: str | None = None
+    color: str | None = None
+    price: float | None = None
+    image: str | None = None
+
+
+class SearchOut(BaseModel):
+    hits: list[HitOut]
+    total: int
+    anchors: list[str]
+
+
+class ImageOut(BaseModel):
+    position: int
+    uri: str
+    hash: str | None = None
+    error: str | None = None
+
+
+class ProductOut(BaseModel):
+    id: str
+    title: str
+    description: str
+    brand: str | None = None
+    category: str | None = None
+    color: str | None = None
+    price: float | None = None
+    attributes: dict[str, list[str]]
+    images: list[ImageOut]
+    models: dict[str, str]
+    revision: int
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, object] = {}
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,229 @@
+"""The ``lookalike`` command line: a thin layer over indexer, reranker and the engine."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lookalike.errors import LookalikeError
+from lookalike.filters import parse_filter_args
+from lookalike.settings import Settings
+
+app = typer.Typer(
+    help="Lookalike: visual product-similarity search.", no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+T = TypeVar("T")
+
+FilterOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--filter", "-f",
+        help="FIELD=VALUE, FIELD=V1,V2, FIELD!=VALUE or price>=N / price<=N; repeat to AND.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the JSON answer the API gives.")]
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Lookalike errors become one clear line and a non-zero exit, not a traceback."""
+    try:
+        yield
+    except LookalikeError as exc:
+        console.print(f"[red]error[/red] ({exc.code}): {exc.message}")
+        raise typer.Exit(2 if exc.status < 500 else 1) from None
+
+
+def _run(fn: Callable[[], T]) -> T:
+    with _errors():
+        return fn()
+
+
+def _print_result(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        return
+    table = Table("rank", "id", "score", "title", "category", "color")
+    for rank, hit in enumerate(data["hits"], start=1):
+        table.add_row(
+            str(rank), hit["id"], f"{hit['score']:.4f}", hit["title"] or "",
+            hit.get("category") or "", hit.get("color") or "",
+        )
+    Console().print(table)
+
+
+@app.command()
+def index(
+    catalogue: Annotated[Path, typer.Argument(help="JSON Lines or CSV catalogue file.")],
+    queue: Annotated[bool, typer.Option("--queue", help="Enqueue Celery jobs on Redis.")] = False,
+    wait: Annotated[bool, typer.Option(help="With --queue: wait for the jobs and report.")] = False,
+    mapping: Annotated[
+        list[str] | None, typer.Option("--map", help="CSV: FIELD=COLUMN (repeatable).")
+    ] = None,
+    attribute_columns: Annotated[
+        list[str] | None,
+        typer.Option("--attribute", help="CSV: a column to keep as an attribute (repeatable); "
+                     "default: every unmapped column."),
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Products per batch/job.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index a catalogue: validate, load images, embed, upsert (idempotent)."""
+    from indexer.run import enqueue_catalogue, index_catalogue
+    from lookalike.records import CsvMapping
+
+    settings = Settings()
+    size = batch_size or settings.batch_size
+    with _errors():
+        csv_mapping = CsvMapping.parse(mapping, attribute_columns)
+        if queue:
+            from indexer.queue import wait_for
+            from lookalike.engines import open_engine
+
+            with open_engine(settings) as engine:
+                job_ids, report = enqueue_catalogue(catalogue, engine, csv_mapping, size)
+            console.print(f"enqueued {report.products} products in {len(job_ids)} jobs")
+            if wait:
+                report.batches = wait_for(job_ids)
+        else:
+            from tqdm import tqdm
+
+            from indexer.context import build_context
+
+            ctx = build_context(settings)
+            with tqdm(unit="product", desc="indexing", file=sys.stderr) as bar:
+                report = index_catalogue(catalogue, ctx, csv_mapping, size, bar.update)
+            ctx.engine.close()
+    for err in report.record_errors:
+        console.print(f"[yellow]rejected[/yellow] {err}")
+    for err in report.batches.image_errors:
+        console.print(f"[yellow]image error[/yellow] {err['id']} {err['image']}: {err['error']}")
+    summary = report.to_dict()
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        b = report.batches
+        console.print(
+            f"products: {report.products}, inserted {b.inserted}, updated {b.updated}, "
+            f"unchanged {b.unchanged}; images embedded {b.embedded_images}, reused "
+            f"{b.reused_images}, failed {len(b.image_errors)}; records rejected "
+            f"{len(report.record_errors)}"
+        )
+
+
+@app.command()
+def similar(
+    product_id: Annotated[str, typer.Argument(help="The anchor product id.")],
+    k: Annotated[int, typer.Option("--k", "-k", help="How many results.")] = 10,
+    filters: FilterOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """More like this: products that look like PRODUCT_ID."""
+    from lookalike.engines import open_engine
+    from reranker import similar as find_similar
+
+    with _errors(), open_engine(Settings()) as engine:
+        result = find_similar(engine, product_id, k, parse_filter_args(filters))
+    _print_result(result.to_dict(), as_json)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Keywords (may be empty with --anchor).")] = "",
+    anchors: Annotated[
+        list[str] | None, typer.Option("--anchor", "-a", help="Anchor product id (repeatable).")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", "-k", help="How many results.")] = 10,
+    filters: FilterOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Keyword search within filters, re-sorted by similarity to the anchors."""
+    from lookalike.engines import open_engine
+    from reranker import search as run_search
+
+    settings = Settings()
+    with _errors(), open_engine(settings) as engine:
+        result = run_search(
+            engine, query, anchors or [], parse_filter_args(filters), k,
+            candidates=settings.candidates,
+        )
+    _print_result(result.to_dict(), as_json)
+
+
+@app.command()
+def delete(ids: Annotated[list[str], typer.Argument(help="Product ids to delete.")]) -> None:
+    """Delete products by id."""
+    from lookalike.engines import open_engine
+
+    with _errors(), open_engine(Settings()) as engine:
+        removed = engine.delete(ids)
+        engine.refresh()
+    console.print(f"deleted {removed} of {len(ids)}")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Run a Celery worker that indexes queued batches."""
+    from indexer.celery_app import app as celery_app
+
+    celery_app.worker_main(
+        ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", "lookalike"]
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Start the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from lookalike.api.app import create_app
+
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+
+
+@app.command()
+def convert(
+    dataset: Annotated[str, typer.Argument(help="Dataset kind: fashion-10k.")],
+    source: Annotated[Path, typer.Argument(help="The dataset's folder.")],
+    output: Annotated[Path, typer.Argument(help="Catalogue file to write (JSON Lines).")],
+    limit: Annotated[int | None, typer.Option(help="Only the first N products.")] = None,
+) -> None:
+    """Convert a public dataset into the catalogue format."""
+    from lookalike.datasets import convert_dataset
+
+    count = _run(lambda: convert_dataset(dataset, source, output, limit))
+    console.print(f"wrote {count} products to {output}")
+
+
+@app.command()
+def stats(as_json: JsonOpt = False) -> None:
+    """How many products the engine holds."""
+    from lookalike.engines import open_engine
+
+    with _errors(), open_engine(Settings()) as engine:
+        data = {"products": engine.count()}
+    if as_json:
+        sys.stdout.write(json.dumps(data) + "\n")
+    else:
+        console.print(f"products: {data['products']}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,90 @@
+"""What engines store: a product document with its per-image and per-space vectors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lookalike.filters import ATTRIBUTE_PREFIX, normalize_value
+
+
+@dataclass
+class ImageEntry:
+    """One image of a product: where it came from, its content hash, its vector or its error."""
+
+    position: int
+    uri: str
+    hash: str | None = None
+    vector: np.ndarray | None = None  # float32 [dim], L2-normalised; None when it failed
+    error: str | None = None
+
+
+@dataclass
+class Document:
+    """A product as handed to an engine by the indexing pipeline.
+
+    ``vectors`` holds product-level vectors by space (``"text"``, ``"attributes"``);
+    image vectors live on each :class:`ImageEntry` and the engine derives the product's
+    visual vector (``"image"`` space) as the L2-normalised mean of its image vectors.
+    ``models`` tags each space with ``"name@version"`` of the model that produced it.
+    ``fingerprint`` is a hash of everything above: an upsert whose fingerprint equals the
+    stored one changes nothing.
+    """
+
+    id: str
+    title: str = ""
+    description: str = ""
+    brand: str | None = None
+    category: str | None = None
+    color: str | None = None
+    price: float | None = None
+    attributes: dict[str, list[str]] = field(default_factory=dict)
+    images: list[ImageEntry] = field(default_factory=list)
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    def keyword_terms(self) -> dict[str, set[str]]:
+        """Normalised values of every keyword field, as filters see them."""
+        terms: dict[str, set[str]] = {}
+        for name in ("brand", "category", "color"):
+            value = getattr(self, name)
+            if value:
+                terms[name] = {normalize_value(value)}
+        for key, values in self.attributes.items():
+            terms[ATTRIBUTE_PREFIX + key] = {normalize_value(v) for v in values}
+        return terms
+
+
+@dataclass
+class Product:
+    """A stored product as read back (no vectors), with bookkeeping."""
+
+    id: str
+    title: str = ""
+    description: str = ""
+    brand: str | None = None
+    category: str | None = None
+    color: str | None = None
+    price: float | None = None
+    attributes: dict[str, list[str]] = field(default_factory=dict)
+    images: list[ImageEntry] = field(default_factory=list)
+    models: dict[str, str] = field(default_factory=dict)
+    revision: int = 0  # bumped on every real change; 1 after the first index
+    updated_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An engine result: a product id with the engine's score (BM25 or cosine)."""
+
+    id: str
+    score: float
+
+
+def unit_mean(vectors: np.ndarray) -> np.ndarray:
+    """L2-normalised mean of row vectors (a product's visual vector from its images)."""
+    mean = np.asarray(vectors, dtype=np.float32).mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return mean / norm if norm > 0 else mean

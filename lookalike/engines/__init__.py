@@ -1,0 +1,25 @@
+"""Engine factory: picks a backend by name, importing it only when chosen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lookalike.engines.base import Engine, UpsertResult
+from lookalike.errors import ConfigError
+from lookalike.settings import Settings
+
+__all__ = ["Engine", "UpsertResult", "create_engine", "open_engine"]
+
+
+def create_engine(name: str, data_dir: Path | str, **options: object) -> Engine:
+    """Build the engine called ``name`` (``embedded`` is the default, serverless one)."""
+    if name == "embedded":
+        from lookalike.engines.embedded import EmbeddedEngine
+
+        return EmbeddedEngine(Path(data_dir), **options)  # type: ignore[arg-type]
+    raise ConfigError(f"unknown engine {name!r}: expected 'embedded'", engine=name)
+
+
+def open_engine(settings: Settings) -> Engine:
+    """The engine the settings name, with its options."""
+    return create_engine(settings.engine, settings.data_dir, ann_threshold=settings.ann_threshold)

@@ -1,0 +1,113 @@
+"""The engine contract every backend implements (embedded, OpenSearch).
+
+Everything above the engine (indexer, reranker, API, CLI) talks to this class only, and
+one contract test suite runs against every backend.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from lookalike.documents import Candidate, Document, Product
+from lookalike.filters import Filter
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+class Engine(ABC):
+    """Stores product documents and answers keyword, filter and vector queries."""
+
+    name: str = "base"
+
+    # -- writes ---------------------------------------------------------------------------
+    @abstractmethod
+    def upsert(self, docs: Sequence[Document]) -> UpsertResult:
+        """Insert or replace documents by id, all-or-nothing for the batch.
+
+        A document whose fingerprint equals the stored one is left untouched (its revision
+        does not change), so re-indexing the same catalogue changes nothing.
+        """
+
+    @abstractmethod
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete products by id; returns how many existed."""
+
+    # -- reads ----------------------------------------------------------------------------
+    @abstractmethod
+    def get(self, ids: Sequence[str]) -> dict[str, Product]:
+        """Stored products by id; unknown ids are absent from the answer."""
+
+    @abstractmethod
+    def fingerprints(self, ids: Sequence[str]) -> dict[str, str]:
+        """Stored fingerprints by id (to skip unchanged records before any work)."""
+
+    @abstractmethod
+    def cached_image_vectors(self, hashes: Sequence[str], model: str) -> dict[str, np.ndarray]:
+        """Vectors already computed by ``model`` (``name@version``) for these image hashes."""
+
+    @abstractmethod
+    def vectors(self, ids: Sequence[str], space: str = "image") -> dict[str, np.ndarray]:
+        """Product-level vectors of a space by id; products without one are absent."""
+
+    @abstractmethod
+    def image_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Per-image vectors ``[m, dim]`` by product id (products compared as image sets)."""
+
+    @abstractmethod
+    def keyword_search(
+        self, query: str | None, filters: Filter | None = None, limit: int = 1000
+    ) -> list[Candidate]:
+        """BM25 top-``limit`` over title, description, brand, category, colour, attributes.
+
+        Any user text is safe (it is never parsed as query syntax). With no query, returns
+        up to ``limit`` products matching the filters, score 0, in a stable order.
+        """
+
+    @abstractmethod
+    def knn(
+        self,
+        vector: np.ndarray,
+        k: int,
+        filters: Filter | None = None,
+        exclude: Sequence[str] = (),
+        space: str = "image",
+    ) -> list[Candidate]:
+        """Top-``k`` products by cosine similarity within the filters, minus ``exclude``."""
+
+    @abstractmethod
+    def count(self, filters: Filter | None = None) -> int:
+        """How many products match (all when no filter)."""
+
+    @abstractmethod
+    def all_ids(self) -> list[str]:
+        """Every stored product id, sorted."""
+
+    # -- metadata and lifecycle -------------------------------------------------------------
+    @abstractmethod
+    def get_meta(self, key: str) -> str | None:
+        """Read a small persisted setting (e.g. the attribute vocabulary as JSON)."""
+
+    @abstractmethod
+    def set_meta(self, key: str, value: str) -> None:
+        """Persist a small setting."""
+
+    def refresh(self) -> None:  # noqa: B027 - optional hook
+        """Bring derived indexes up to date with the source of truth (no-op by default)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release files and connections."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

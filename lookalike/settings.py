@@ -1,0 +1,102 @@
+"""One typed settings object, read from ``LOOKALIKE_*`` environment variables and an optional file.
+
+Precedence: explicit arguments > environment > the TOML file named by ``LOOKALIKE_CONFIG``
+(or ``lookalike.toml`` in the working directory) > defaults. Every field is documented in the
+README's settings table, and a test checks that the table and this class agree.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads settings from a TOML file (keys without the ``LOOKALIKE_`` prefix)."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = os.environ.get("LOOKALIKE_CONFIG") or "lookalike.toml"
+        self._data: dict[str, Any] = {}
+        if Path(path).is_file():
+            with open(path, "rb") as fh:
+                self._data = tomllib.load(fh)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    """Everything configurable in Lookalike."""
+
+    model_config = SettingsConfigDict(env_prefix="LOOKALIKE_", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("lookalike-data"), description="Where the embedded engine keeps its files."
+    )
+    engine: str = Field("embedded", description="Search engine backend: `embedded`.")
+    image_model: str = Field(
+        "clip-ViT-B-32",
+        description="Image model: a sentence-transformers hub name, a local model folder, "
+        "or a `.tflite` file.",
+    )
+    image_tensor: str | None = Field(
+        None,
+        description="For `.tflite` models: (part of) the name of the intermediate tensor "
+        "to use as the embedding, e.g. `GlobalPool`.",
+    )
+    text_model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="Text embedding model (sentence-transformers name or folder); `none` "
+        "disables text vectors.",
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "LOOKALIKE_REDIS_URL"),
+        description="Celery broker and result backend (`REDIS_URL`).",
+    )
+    batch_size: int = Field(64, ge=1, le=10_000, description="Products per indexing batch/job.")
+    image_timeout: float = Field(10.0, gt=0, description="Seconds allowed to fetch one image URL.")
+    image_max_bytes: int = Field(
+        20_000_000, gt=0, description="Largest image file or download accepted, in bytes."
+    )
+    candidates: int = Field(
+        1000, ge=1, le=10_000, description="Keyword candidate window re-ranked by anchors."
+    )
+    default_k: int = Field(10, ge=1, le=1000, description="Results returned when k is not given.")
+    max_k: int = Field(200, ge=1, le=10_000, description="Largest k a request may ask for.")
+    host: str = Field("127.0.0.1", description="`lookalike serve` bind address.")
+    port: int = Field(8000, description="`lookalike serve` port.")
+    ann_threshold: int = Field(
+        50_000, ge=0, description="Catalogue size above which the embedded engine uses HNSW."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (the API injects this with ``Depends``)."""
+    return Settings()
