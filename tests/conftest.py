@@ -1,0 +1,110 @@
+"""Shared fixtures: where ../shared is, the real MobileNet, and generated catalogues."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LOOKALIKE_SHARED_DIR", ROOT.parent / "shared"))
+TF2_MOBILENET = SHARED / "models" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
+FASHION = SHARED / "datasets" / "fashion-10k"
+
+COLORS = {
+    "red": (200, 30, 30),
+    "green": (30, 170, 40),
+    "blue": (30, 50, 200),
+    "yellow": (230, 210, 30),
+}
+SHAPES = ("circle", "square", "stripes")
+
+
+def needs_shared(path: Path) -> Path:
+    """Skip (with the reason) when a file from ../shared is not there."""
+    if not path.exists():
+        pytest.skip(f"{path} is absent: ../shared (or LOOKALIKE_SHARED_DIR) holds it")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mobilenet_path() -> Path:
+    return needs_shared(TF2_MOBILENET)
+
+
+@pytest.fixture
+def model_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mobilenet_path: Path) -> Path:
+    """Settings for a real MobileNet, no text model, data in a temporary folder."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("LOOKALIKE_DATA_DIR", str(data))
+    monkeypatch.setenv("LOOKALIKE_IMAGE_MODEL", str(mobilenet_path))
+    monkeypatch.setenv("LOOKALIKE_IMAGE_TENSOR", "GlobalPool")
+    monkeypatch.setenv("LOOKALIKE_TEXT_MODEL", "none")
+    return data
+
+
+def draw_product(path: Path, color: str, shape: str, seed: int) -> Path:
+    """A small product photo: a coloured shape on white, with a little noise."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("RGB", (96, 96), "white")
+    d = ImageDraw.Draw(img)
+    rgb = COLORS[color]
+    jitter = int(rng.integers(0, 8))
+    if shape == "circle":
+        d.ellipse((12 + jitter, 12, 84, 84 - jitter), fill=rgb)
+    elif shape == "square":
+        d.rectangle((16, 16 + jitter, 80 - jitter, 80), fill=rgb)
+    else:
+        for x in range(0, 96, 16):
+            d.rectangle((x + jitter % 4, 0, x + 7, 95), fill=rgb)
+    noise = rng.integers(0, 12, (96, 96, 3), dtype=np.uint8)
+    arr = np.clip(np.asarray(img, dtype=np.int16) - noise, 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path, quality=90)
+    return path
+
+
+def make_records(n: int, prefix: str = "p") -> list[dict]:
+    """Records whose colour and shape cycle, each with its own generated image file name."""
+    records = []
+    names = list(COLORS)
+    for i in range(n):
+        color, shape = names[i % len(names)], SHAPES[(i // len(names)) % len(SHAPES)]
+        records.append(
+            {
+                "id": f"{prefix}{i}",
+                "title": f"{color} {shape} item {i}",
+                "description": f"A {shape} pattern in {color}.",
+                "brand": f"brand{i % 3}",
+                "category": shape,
+                "color": color,
+                "price": float(10 + i),
+                "attributes": {"size": ["S", "M"] if i % 2 else ["L"], "fit": "regular"},
+                "images": [f"img/{prefix}{i}.jpg"],
+            }
+        )
+    return records
+
+
+def write_catalogue(folder: Path, records: list[dict], draw: bool = True) -> Path:
+    """A JSON Lines catalogue plus the images its records name (when they follow make_records)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if draw:
+        for i, rec in enumerate(records):
+            for rel in rec["images"]:
+                target = folder / rel
+                if not target.exists() and rel.startswith("img/"):
+                    draw_product(target, rec["color"], rec["category"], seed=i)
+    path = folder / "catalogue.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def catalogue_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "catalogue"
