@@ -79,9 +79,12 @@ def _fetch(ctx: IndexContext, source: str) -> tuple[str, bytes | ImageError]:
 
 
 def _embed_missing(
-    ctx: IndexContext, blobs: dict[str, bytes], cached: dict[str, np.ndarray]
+    ctx: IndexContext,
+    blobs: dict[str, tuple[str, bytes]],
+    cached: dict[str, np.ndarray],
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Decode and embed images whose hash has no vector yet; errors by hash."""
+    """Decode and embed images whose hash has no vector yet (``blobs``: hash -> source, bytes);
+    errors by hash."""
     vectors: dict[str, np.ndarray] = dict(cached)
     errors: dict[str, str] = {}
     todo = [h for h in blobs if h not in cached]
@@ -90,7 +93,8 @@ def _embed_missing(
         chunk, images = [], []
         for digest in todo[start : start + size]:
             try:
-                images.append(decode_image(blobs[digest], digest))
+                source, data = blobs[digest]
+                images.append(decode_image(data, source))
                 chunk.append(digest)
             except ImageError as exc:
                 errors[digest] = exc.message
@@ -124,12 +128,12 @@ def index_batch(
         fetched = dict(pool.map(lambda s: _fetch(ctx, s), sources))
 
     hash_of: dict[str, str] = {}
-    blobs: dict[str, bytes] = {}
+    blobs: dict[str, tuple[str, bytes]] = {}
     for source, result in fetched.items():
         if isinstance(result, bytes):
             digest = hash_bytes(result)
             hash_of[source] = digest
-            blobs[digest] = result
+            blobs[digest] = (source, result)
     tag = ctx.image_vectorizer.tag
     cached = ctx.engine.cached_image_vectors(list(blobs), tag)
     vectors, decode_errors = _embed_missing(ctx, blobs, cached)
