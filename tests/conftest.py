@@ -108,3 +108,33 @@ def write_catalogue(folder: Path, records: list[dict], draw: bool = True) -> Pat
 @pytest.fixture
 def catalogue_dir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path / "catalogue"
+
+
+def model_settings(data_dir: Path, **overrides: object) -> object:
+    """Settings for the real MobileNet and no text model (fast), data in ``data_dir``."""
+    from lookalike.settings import Settings
+
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "image_model": str(needs_shared(TF2_MOBILENET)),
+        "image_tensor": "GlobalPool",
+        "text_model": "none",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A 36-product catalogue indexed once for read-only tests (API, CLI, queries)."""
+    from indexer.context import build_context
+    from indexer.run import index_catalogue
+
+    root = tmp_path_factory.mktemp("indexed")
+    records = make_records(36)
+    catalogue = write_catalogue(root / "catalogue", records)
+    settings = model_settings(root / "data")
+    ctx = build_context(settings)  # type: ignore[arg-type]
+    report = index_catalogue(catalogue, ctx)
+    ctx.engine.close()
+    return {"settings": settings, "records": records, "report": report, "data_dir": root / "data"}
