@@ -158,9 +158,7 @@ def index_batch(
             else:
                 entry.vector = vectors[entry.hash]  # type: ignore[index]
             if entry.error:
-                report.image_errors.append(
-                    {"id": record.id, "image": source, "error": entry.error}
-                )
+                report.image_errors.append({"id": record.id, "image": source, "error": entry.error})
             entries.append(entry)
         doc_vectors: dict[str, np.ndarray] = {}
         if texts is not None and ctx.text_embedder is not None:
@@ -187,10 +185,10 @@ def index_batch(
             )
         )
     # Engine errors propagate: the in-process caller reports the batch, a Celery task retries.
-    result = ctx.engine.upsert(docs)
+    upserted = ctx.engine.upsert(docs)
     report.inserted, report.updated, report.unchanged = (
-        result.inserted,
-        result.updated,
-        result.unchanged,
+        upserted.inserted,
+        upserted.updated,
+        upserted.unchanged,
     )
     return report

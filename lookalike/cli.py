@@ -18,7 +18,8 @@ from lookalike.filters import parse_filter_args
 from lookalike.settings import Settings
 
 app = typer.Typer(
-    help="Lookalike: visual product-similarity search.", no_args_is_help=True,
+    help="Lookalike: visual product-similarity search.",
+    no_args_is_help=True,
     add_completion=False,
 )
 console = Console(stderr=True)
@@ -27,7 +28,8 @@ T = TypeVar("T")
 FilterOpt = Annotated[
     list[str] | None,
     typer.Option(
-        "--filter", "-f",
+        "--filter",
+        "-f",
         help="FIELD=VALUE, FIELD=V1,V2, FIELD!=VALUE or price>=N / price<=N; repeat to AND.",
     ),
 ]
@@ -56,8 +58,12 @@ def _print_result(data: dict[str, Any], as_json: bool) -> None:
     table = Table("rank", "id", "score", "title", "category", "color")
     for rank, hit in enumerate(data["hits"], start=1):
         table.add_row(
-            str(rank), hit["id"], f"{hit['score']:.4f}", hit["title"] or "",
-            hit.get("category") or "", hit.get("color") or "",
+            str(rank),
+            hit["id"],
+            f"{hit['score']:.4f}",
+            hit["title"] or "",
+            hit.get("category") or "",
+            hit.get("color") or "",
         )
     Console().print(table)
 
@@ -72,8 +78,11 @@ def index(
     ] = None,
     attribute_columns: Annotated[
         list[str] | None,
-        typer.Option("--attribute", help="CSV: a column to keep as an attribute (repeatable); "
-                     "default: every unmapped column."),
+        typer.Option(
+            "--attribute",
+            help="CSV: a column to keep as an attribute (repeatable); "
+            "default: every unmapped column.",
+        ),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Products per batch/job.")] = None,
     as_json: JsonOpt = False,
@@ -106,8 +115,11 @@ def index(
             ctx.engine.close()
     for err in report.record_errors:
         console.print(f"[yellow]rejected[/yellow] {err}")
-    for err in report.batches.image_errors:
-        console.print(f"[yellow]image error[/yellow] {err['id']} {err['image']}: {err['error']}")
+    for image_error in report.batches.image_errors:
+        console.print(
+            f"[yellow]image error[/yellow] {image_error['id']} {image_error['image']}: "
+            f"{image_error['error']}"
+        )
     summary = report.to_dict()
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
@@ -154,7 +166,11 @@ def search(
     settings = Settings()
     with _errors(), open_engine(settings) as engine:
         result = run_search(
-            engine, query, anchors or [], parse_filter_args(filters), k,
+            engine,
+            query,
+            anchors or [],
+            parse_filter_args(filters),
+            k,
             candidates=settings.candidates,
         )
     _print_result(result.to_dict(), as_json)

@@ -12,14 +12,16 @@ from lookalike.errors import InvalidInput
 FASHION_ATTRIBUTES = ("gender", "masterCategory", "subCategory", "season", "year", "usage")
 
 
-def fashion_records(source: Path, output_dir: Path, limit: int | None = None) -> list[dict]:
+def fashion_records(
+    source: Path, output_dir: Path, limit: int | None = None
+) -> list[dict[str, object]]:
     """fashion-10k rows as catalogue records: title = productDisplayName, category =
     articleType, color = baseColour, the other labels as attributes; image paths relative to
     ``output_dir`` (where the catalogue file will live)."""
     styles = source / "styles.csv"
     if not styles.is_file():
         raise InvalidInput(f"{styles} not found: expected the fashion-10k folder")
-    records = []
+    records: list[dict[str, object]] = []
     with open(styles, encoding="utf-8", newline="") as fh:
         for row in csv.DictReader(fh):
             if limit is not None and len(records) >= limit:

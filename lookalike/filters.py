@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Union
+from typing import TypeAlias
 
 from lookalike.errors import InvalidFilter
 
@@ -59,7 +59,7 @@ class Not:
     item: Filter
 
 
-Filter = Union[Term, Terms, Range, And, Or, Not]
+Filter: TypeAlias = Term | Terms | Range | And | Or | Not
 
 
 def check_field(field: str, numeric: bool = False) -> str:

@@ -206,9 +206,9 @@ class CsvMapping:
                     value = value.strip() if value else None
                     value = value or None
                 data[field] = value
-        names = self.attributes if self.attributes is not None else [
-            c for c in row if c not in used
-        ]
+        names = (
+            self.attributes if self.attributes is not None else [c for c in row if c not in used]
+        )
         data["attributes"] = {
             name: [v for v in (row.get(name) or "").split(LIST_SEPARATOR) if v.strip()]
             for name in names

@@ -69,8 +69,16 @@ def _hydrate(engine: Engine, scored: Sequence[Candidate]) -> list[Hit]:
             continue
         image = next((i.uri for i in p.images if i.error is None), None)
         hits.append(
-            Hit(c.id, round(float(c.score), 6), p.title, p.brand, p.category, p.color, p.price,
-                image)
+            Hit(
+                c.id,
+                round(float(c.score), 6),
+                p.title,
+                p.brand,
+                p.category,
+                p.color,
+                p.price,
+                image,
+            )
         )
     return hits
 
@@ -89,7 +97,11 @@ def rerank(engine: Engine, candidates: Sequence[Candidate], query: np.ndarray) -
     ids = [c.id for c in candidates]
     vectors = engine.vectors(ids, space="image")
     with_vec = [i for i in ids if i in vectors]
-    scores = cosine_scores(query, np.stack([vectors[i] for i in with_vec])) if with_vec else []
+    scores = (
+        cosine_scores(query, np.stack([vectors[i] for i in with_vec]))
+        if with_vec
+        else np.zeros(0, dtype=np.float32)
+    )
     ranked = sorted(
         (Candidate(i, float(s)) for i, s in zip(with_vec, scores, strict=True)),
         key=lambda c: (-c.score, c.id),

@@ -71,12 +71,14 @@ def test_product_endpoint(client: TestClient) -> None:
 
 def test_errors_have_one_shape(client: TestClient) -> None:
     assert_error_shape(client.get("/products/nope/similar"), 404, "not_found")
-    err = assert_error_shape(client.get("/search", params={"anchor_ids": "p0,nope"}), 404,
-                             "not_found")
+    err = assert_error_shape(
+        client.get("/search", params={"anchor_ids": "p0,nope"}), 404, "not_found"
+    )
     assert "nope" in err["message"]
     assert_error_shape(client.get("/products/nope"), 404, "not_found")
-    assert_error_shape(client.get("/search", params={"filter": "price=cheap"}), 422,
-                       "invalid_filter")
+    assert_error_shape(
+        client.get("/search", params={"filter": "price=cheap"}), 422, "invalid_filter"
+    )
     assert_error_shape(client.get("/search", params={"k": 0}), 422, "invalid_input")
     assert_error_shape(client.get("/search", params={"k": 100000}), 422, "invalid_input")
     assert_error_shape(client.get("/search", params={"q": "x" * 600}), 422, "invalid_input")
@@ -85,8 +87,21 @@ def test_errors_have_one_shape(client: TestClient) -> None:
 
 
 def test_hostile_queries_never_fail(client: TestClient) -> None:
-    for q in ["men's shoes", "t-shirt", "-red", "color:red", '"', "AND", "(", "NEAR(",
-              "title:boot", "*", "\\", "日本語", "' OR 1=1 --"]:
+    for q in [
+        "men's shoes",
+        "t-shirt",
+        "-red",
+        "color:red",
+        '"',
+        "AND",
+        "(",
+        "NEAR(",
+        "title:boot",
+        "*",
+        "\\",
+        "日本語",
+        "' OR 1=1 --",
+    ]:
         response = client.get("/search", params={"q": q})
         assert response.status_code == 200, (q, response.text)
 

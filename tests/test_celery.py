@@ -47,7 +47,10 @@ def worker(tmp_path: Path, broker: str, mobilenet_path: Path) -> Iterator[Path]:
     log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "lookalike.cli", "worker", "--concurrency", "2"],
-        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     yield data
     proc.terminate()

@@ -33,8 +33,18 @@ def test_similar_json_matches_api_shape(env: None) -> None:
 
 def test_search_with_anchor_and_filters(env: None) -> None:
     result = runner.invoke(
-        app, ["search", "item", "--anchor", "p2", "--filter", "color=red,blue",
-              "--filter", "price<=40", "--json"],
+        app,
+        [
+            "search",
+            "item",
+            "--anchor",
+            "p2",
+            "--filter",
+            "color=red,blue",
+            "--filter",
+            "price<=40",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     hits = json.loads(result.stdout)["hits"]

@@ -36,7 +36,9 @@ def test_index_then_reindex_changes_nothing(ctx: IndexContext, catalogue_dir: Pa
 
     second = index_catalogue(catalogue, ctx)
     assert (second.batches.inserted, second.batches.updated, second.batches.unchanged) == (
-        0, 0, 24,
+        0,
+        0,
+        24,
     )
     assert second.batches.embedded_images == 0 and second.batches.reused_images == 24
     after = {pid: (p.revision, p.models) for pid, p in engine.get(engine.all_ids()).items()}
@@ -141,12 +143,18 @@ def test_two_writer_processes_at_once(tmp_path: Path, mobilenet_path: Path) -> N
     )
     cmd = [sys.executable, "-m", "lookalike.cli", "index", "--json"]
     procs = [
-        subprocess.Popen([*cmd, str(c)], env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [*cmd, str(c)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for c in (a, b)
     ]
     outputs = [p.communicate(timeout=300) for p in procs]
-    for proc, (out, err) in zip(procs, outputs, strict=True):
+    for proc, (_out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
         assert "locked" not in err
     reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]

@@ -81,7 +81,11 @@ def test_csv_with_mapping_and_attribute_columns(tmp_path: Path) -> None:
     assert len(ok) == 1
     rec = ok[0].record
     assert (rec.id, rec.title, rec.category, rec.color, rec.price) == (
-        "1", "Blue shirt", "Shirts", "Blue", 19.5,
+        "1",
+        "Blue shirt",
+        "Shirts",
+        "Blue",
+        19.5,
     )
     assert [Path(p).name for p in rec.images] == ["a.jpg", "b.jpg"]
     assert rec.attributes == {"gender": ["Men"], "season": ["Fall"]}

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 
 from lookalike.engines import Engine
-from lookalike.filters import Filter, Range, Terms, parse_filter_arg
 from lookalike.filters import And as AndFilter
+from lookalike.filters import Filter, Range, Terms, parse_filter_arg
 from lookalike.settings import Settings
 
 
