@@ -83,8 +83,10 @@ def load_sentence_transformer(name_or_path: str, device: str = "cpu") -> Any:
     """Load a SentenceTransformer, translating a missing package or a load failure."""
     try:
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
     except ImportError as exc:
         raise MissingExtra("sentence-transformers", "clip") from exc
+    hf_logging.disable_progress_bar()  # "Loading weights" bars on every load, per worker
     try:
         return SentenceTransformer(name_or_path, device=device)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
