@@ -1,0 +1,240 @@
+"""EmbeddedEngine: SQLite as the source of truth, tantivy and numpy/faiss derived from it.
+
+No server: every process (API workers, indexing workers, CLI) opens the same data
+directory. Writes go to SQLite only; each process follows the change log to keep its own
+derived state (keyword index on disk, shared; vector snapshot in RAM, per process) in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.documents import Candidate, Document, Product
+from lookalike.engines.base import Engine, UpsertResult
+from lookalike.engines.embedded.filtering import Compiled, compile_filter
+from lookalike.engines.embedded.keyword import KeywordIndex
+from lookalike.engines.embedded.records import IMAGE_SPACE, prepare_batch
+from lookalike.engines.embedded.snapshot import Snapshot
+from lookalike.engines.embedded.store import Store
+from lookalike.engines.embedded.vectors import AnnPolicy
+from lookalike.errors import EngineError, InvalidInput
+from lookalike.filters import Filter
+
+DB_NAME = "lookalike.db"
+PADDED_SPACES = ("attributes",)  # spaces whose dimension grows with a vocabulary
+SNAPSHOT_FETCH_MIN = 32  # vectors() for more ids than this loads the space into RAM
+
+
+def _query_vector(vector: object) -> np.ndarray:
+    try:
+        vec = np.asarray(vector, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"query vector is not numeric: {exc}") from exc
+    if vec.ndim != 1 or vec.shape[0] == 0:
+        raise InvalidInput(f"query vector must be 1-d and non-empty, got shape {vec.shape}")
+    if not np.isfinite(vec).all():
+        raise InvalidInput("query vector contains NaN or infinity")
+    return vec
+
+
+class EmbeddedEngine(Engine):
+    """The serverless engine: one directory, many processes.
+
+    Options: ``ann_threshold`` (rows above which a space gets an HNSW index),
+    ``busy_timeout`` (seconds a writer waits for SQLite or the keyword-index lock),
+    ``ann_min_selectivity`` (filters keeping a smaller share of rows are searched exactly),
+    ``ann_ef_search``, ``ann_storage`` (``sq8`` or ``flat``) and ``ann_background`` (build
+    the graph in a thread and answer exactly meanwhile, instead of blocking the query).
+    """
+
+    name = "embedded"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        ann_threshold: int = 50_000,
+        busy_timeout: float = 30.0,
+        ann_min_selectivity: float = 0.2,
+        ann_ef_search: int = 256,
+        ann_storage: str = "sq8",
+        ann_background: bool = True,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EngineError(f"cannot create data directory {self.data_dir}: {exc}") from exc
+        if ann_storage not in ("sq8", "flat"):
+            raise EngineError(f"unknown ann_storage {ann_storage!r}: expected 'sq8' or 'flat'")
+        self.policy = AnnPolicy(
+            threshold=int(ann_threshold),
+            min_selectivity=float(ann_min_selectivity),
+            ef_search=int(ann_ef_search),
+            storage=ann_storage,
+            background=bool(ann_background),
+        )
+        self.store = Store(self.data_dir / DB_NAME, busy_timeout=float(busy_timeout))
+        self.keyword = KeywordIndex(self.data_dir, self.store, float(busy_timeout))
+        self.snapshot = Snapshot(self.store, self.policy)
+
+    def __enter__(self) -> EmbeddedEngine:
+        return self
+
+    # -- writes ------------------------------------------------------------------------------
+    def upsert(self, docs: Sequence[Document]) -> UpsertResult:
+        return self.store.upsert(prepare_batch(docs))
+
+    def delete(self, ids: Sequence[str]) -> int:
+        return self.store.delete(list(ids))
+
+    # -- reads from SQLite ---------------------------------------------------------------------
+    def get(self, ids: Sequence[str]) -> dict[str, Product]:
+        return self.store.get(list(ids))
+
+    def fingerprints(self, ids: Sequence[str]) -> dict[str, str]:
+        return self.store.fingerprints(list(ids))
+
+    def cached_image_vectors(self, hashes: Sequence[str], model: str) -> dict[str, np.ndarray]:
+        return self.store.cached_image_vectors(list(hashes), model)
+
+    def image_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        model = self.store.active_models().get(IMAGE_SPACE)
+        return {} if model is None else self.store.image_vectors(list(ids), model)
+
+    def all_ids(self) -> list[str]:
+        return self.store.all_ids()
+
+    def get_meta(self, key: str) -> str | None:
+        return self.store.get_meta(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.store.set_meta(key, value)
+
+    def vectors(self, ids: Sequence[str], space: str = IMAGE_SPACE) -> dict[str, np.ndarray]:
+        """From the RAM snapshot when loaded (or for many ids), else straight from SQLite."""
+        ids = list(ids)
+        if space not in self.snapshot.spaces and len(ids) <= SNAPSHOT_FETCH_MIN:
+            model = self.store.active_models().get(space)
+            return {} if model is None else self.store.product_vectors(ids, space, model)
+        with self.snapshot.lock:
+            sp = self.snapshot.ensure(space)
+            if sp is None:
+                return {}
+            cat = self.snapshot.catalog
+            sp.reserve_rows(cat.n)
+            known = [(pid, cat.row_of.get(pid)) for pid in dict.fromkeys(ids)]
+            pids = [pid for pid, row in known if row is not None]
+            rows = np.array([row for _, row in known if row is not None], dtype=np.int64)
+            if not pids:
+                return {}
+            dims = sp.dims[rows]
+            keep = (cat.alive[rows] & (dims > 0)).tolist()
+            block = sp.gather(rows)  # one copy; the answers are views of it
+            return {
+                pid: vec[:dim]
+                for pid, vec, dim, ok in zip(pids, block, dims.tolist(), keep, strict=True)
+                if ok
+            }
+
+    # -- queries -----------------------------------------------------------------------------
+    @staticmethod
+    def _compile(filters: Filter | None) -> Compiled | None:
+        return None if filters is None else compile_filter(filters)
+
+    def keyword_search(
+        self, query: str | None, filters: Filter | None = None, limit: int = 1000
+    ) -> list[Candidate]:
+        resolve = None
+        if self.snapshot.seq >= 0:  # the catalogue is in RAM: map rowids to ids from there
+
+            def resolve(ords: np.ndarray) -> list[str | None]:
+                with self.snapshot.lock:
+                    return self.snapshot.catalog.ids_for_ords(ords)
+
+        return self.keyword.search(query, self._compile(filters), int(limit), resolve)
+
+    def count(self, filters: Filter | None = None) -> int:
+        compiled = self._compile(filters)
+        with self.snapshot.lock:
+            self.snapshot.ensure()
+            return int(np.count_nonzero(self.snapshot.catalog.mask(compiled)))
+
+    def knn(
+        self,
+        vector: np.ndarray,
+        k: int,
+        filters: Filter | None = None,
+        exclude: Sequence[str] = (),
+        space: str = IMAGE_SPACE,
+    ) -> list[Candidate]:
+        vec = _query_vector(vector)
+        compiled = self._compile(filters)
+        if k <= 0:
+            return []
+        with self.snapshot.lock:
+            sp = self.snapshot.ensure(space)
+            if sp is None:
+                return []
+            cat = self.snapshot.catalog
+            n = cat.n
+            sp.reserve_rows(n)
+            if len(vec) != sp.width and space not in PADDED_SPACES and sp.width:
+                raise InvalidInput(
+                    f"query vector has {len(vec)} dimensions; space {space!r} holds"
+                    f" {sp.width}-d vectors ({sp.model})"
+                )
+            q = sp.query_vector(vec)
+            if q is None:
+                return []
+            has = sp.has(n)
+            live = cat.alive & has
+            total = int(np.count_nonzero(live))
+            cand = cat.mask(compiled) & has
+            for pid in exclude:
+                row = cat.row_of.get(pid)
+                if row is not None:
+                    cand[row] = False
+            if sp.needs_ann(total):
+                sp.build_ann(np.flatnonzero(live), self.snapshot.lock, not self.policy.background)
+            rows, scores = sp.knn(q, cand, int(k), total)
+            return [Candidate(cat.ids[r], float(s)) for r, s in zip(rows, scores, strict=True)]
+
+    # -- derived indexes and lifecycle -----------------------------------------------------------
+    def refresh(self) -> None:
+        """Apply new changes to the keyword index, and to the snapshot if this process has one."""
+        self.keyword.sync()
+        if self.snapshot.seq >= 0:
+            self.snapshot.ensure()
+
+    def rebuild_keyword_index(self) -> None:
+        """Recreate the tantivy index from SQLite (e.g. after deleting data_dir/keyword)."""
+        self.keyword.rebuild()
+
+    def build_ann(self, space: str = IMAGE_SPACE) -> bool:
+        """Build (or rebuild) the HNSW graph of a space now, waiting for it; False if empty."""
+        while True:
+            with self.snapshot.lock:
+                sp = self.snapshot.ensure(space)
+            if sp is None:
+                return False
+            sp.wait()  # outside the lock: a background build installs under it
+            with self.snapshot.lock:
+                if sp.building:
+                    continue
+                n = self.snapshot.catalog.n
+                sp.reserve_rows(n)
+                live = np.flatnonzero(self.snapshot.catalog.alive & sp.has(n))
+                if len(live) == 0:
+                    return False
+                sp.build_ann(live, self.snapshot.lock, wait=True)
+                return True
+
+    def close(self) -> None:
+        for sp in list(self.snapshot.spaces.values()):
+            sp.wait()
+        self.keyword.close()
+        self.store.close()
