@@ -21,16 +21,8 @@ class ImageEntry:
 
 
 @dataclass
-class Document:
-    """A product as handed to an engine by the indexing pipeline.
-
-    ``vectors`` holds product-level vectors by space (``"text"``, ``"attributes"``);
-    image vectors live on each :class:`ImageEntry` and the engine derives the product's
-    visual vector (``"image"`` space) as the L2-normalised mean of its image vectors.
-    ``models`` tags each space with ``"name@version"`` of the model that produced it.
-    ``fingerprint`` is a hash of everything above: an upsert whose fingerprint equals the
-    stored one changes nothing.
-    """
+class ProductFields:
+    """The catalogue fields every product carries, stored and read back alike."""
 
     id: str
     title: str = ""
@@ -41,8 +33,22 @@ class Document:
     price: float | None = None
     attributes: dict[str, list[str]] = field(default_factory=dict)
     images: list[ImageEntry] = field(default_factory=list)
-    vectors: dict[str, np.ndarray] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Document(ProductFields):
+    """A product as handed to an engine by the indexing pipeline.
+
+    ``vectors`` holds product-level vectors by space (``"text"``, ``"attributes"``);
+    image vectors live on each :class:`ImageEntry` and the engine derives the product's
+    visual vector (``"image"`` space) as the L2-normalised mean of its image vectors.
+    ``models`` tags each space with ``"name@version"`` of the model that produced it.
+    ``fingerprint`` is a hash of everything above: an upsert whose fingerprint equals the
+    stored one changes nothing.
+    """
+
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
     fingerprint: str = ""
 
     def keyword_terms(self) -> dict[str, set[str]]:
@@ -58,19 +64,9 @@ class Document:
 
 
 @dataclass
-class Product:
+class Product(ProductFields):
     """A stored product as read back (no vectors), with bookkeeping."""
 
-    id: str
-    title: str = ""
-    description: str = ""
-    brand: str | None = None
-    category: str | None = None
-    color: str | None = None
-    price: float | None = None
-    attributes: dict[str, list[str]] = field(default_factory=dict)
-    images: list[ImageEntry] = field(default_factory=list)
-    models: dict[str, str] = field(default_factory=dict)
     revision: int = 0  # bumped on every real change; 1 after the first index
     updated_at: float = 0.0
 
