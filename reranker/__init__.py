@@ -1,5 +1,16 @@
-"""Re-ranking: candidates from a keyword/filter query re-scored by similarity to anchors."""
+"""Re-ranking: candidates from a keyword/filter/kNN query re-scored by similarity to anchors."""
 
-from reranker.service import Hit, SearchResult, search, similar
+from reranker.request import Anchor, RerankRequest, parse_weighted_ids, parse_weights
+from reranker.service import Hit, SearchResult, run, search, similar
 
-__all__ = ["Hit", "SearchResult", "search", "similar"]
+__all__ = [
+    "Anchor",
+    "Hit",
+    "RerankRequest",
+    "SearchResult",
+    "parse_weighted_ids",
+    "parse_weights",
+    "run",
+    "search",
+    "similar",
+]

@@ -1,12 +1,16 @@
-"""The two queries every surface offers: "more like this" and keyword search with anchors.
+"""The queries every surface offers: "more like this", keyword/filter search re-scored by anchors.
 
-The CLI and the HTTP API are thin layers over these functions.
+The CLI and the HTTP API build a :class:`RerankRequest` and call :func:`run`. Steps: check the
+anchors, fetch a candidate window (BM25 + filters, or kNN within filters when there is no
+keyword), gather the window's vectors per space, re-score (``reranker.rescore``), page with a
+deterministic id tie-break, hydrate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +18,11 @@ from lookalike.documents import Candidate
 from lookalike.engines import Engine
 from lookalike.errors import InvalidInput, NotFound
 from lookalike.filters import Filter
-from reranker.scoring import anchor_query, cosine_scores
+from reranker.request import SPACES, Anchor, RerankRequest
+from reranker.rescore import AnchorSet, Scored, rescore
+from reranker.scoring import anchor_query, pad_rows, rank_order
+
+QUERY_ANCHOR = "(query)"  # the name an uploaded image or a visual text query has in explanations
 
 
 @dataclass(frozen=True)
@@ -27,86 +35,176 @@ class Hit:
     color: str | None = None
     price: float | None = None
     image: str | None = None
+    explanation: dict[str, Any] | None = None
 
 
 @dataclass
 class SearchResult:
     hits: list[Hit]
-    total: int  # candidates considered (after filters and anchor exclusion)
+    total: int  # candidates that can be paged through (after filters and exclusions)
     anchors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "hits": [asdict(h) for h in self.hits],
-            "total": self.total,
-            "anchors": self.anchors,
-        }
+        hits = []
+        for h in self.hits:
+            d = {k: v for k, v in h.__dict__.items() if k != "explanation"}
+            if h.explanation is not None:
+                d["explanation"] = h.explanation
+            hits.append(d)
+        return {"hits": hits, "total": self.total, "anchors": self.anchors}
 
 
-def anchor_vectors(engine: Engine, anchor_ids: Sequence[str]) -> np.ndarray:
-    """Visual vectors of the anchors; an unknown anchor is an error, never an empty answer."""
-    ids = list(dict.fromkeys(anchor_ids))
-    known = engine.get(ids)
+def check_anchors(engine: Engine, ids: Sequence[str], need_image: bool) -> None:
+    """Unknown anchors are an error (404), never an empty answer."""
+    known = engine.get(list(ids))
     missing = [a for a in ids if a not in known]
     if missing:
         raise NotFound(f"unknown product id(s): {', '.join(missing)}", ids=missing)
-    vectors = engine.vectors(ids, space="image")
-    without = [a for a in ids if a not in vectors]
-    if without:
-        raise InvalidInput(
-            f"product(s) {', '.join(without)} have no image vector (no image could be loaded)",
-            ids=without,
-        )
-    return np.stack([vectors[a] for a in ids])
+    if need_image:
+        with_vec = engine.vectors(list(ids), space="image")
+        without = [a for a in ids if a not in with_vec]
+        if without:
+            raise InvalidInput(
+                f"product(s) {', '.join(without)} have no image vector (no image could be loaded)",
+                ids=without,
+            )
 
 
-def _hydrate(engine: Engine, scored: Sequence[Candidate]) -> list[Hit]:
-    products = engine.get([c.id for c in scored])
+def _anchor_set(
+    engine: Engine, anchors: Sequence[Anchor], space: str, extra: np.ndarray | None = None
+) -> AnchorSet:
+    found = engine.vectors([a.id for a in anchors], space=space) if anchors else {}
+    kept = [a for a in anchors if a.id in found]
+    names, weights, rows = (
+        [a.id for a in kept],
+        [a.weight for a in kept],
+        [found[a.id] for a in kept],
+    )
+    if extra is not None:
+        names.append(QUERY_ANCHOR)
+        weights.append(1.0)
+        rows.append(extra)
+    return AnchorSet(names, np.array(weights, np.float64), pad_rows(rows))
+
+
+def _gather(engine: Engine, ids: list[str], space: str) -> np.ndarray:
+    """The window's vectors of a space as one matrix; a product without one gets a zero row."""
+    found = engine.vectors(ids, space=space)
+    return pad_rows([found.get(i, np.zeros(0, np.float32)) for i in ids])
+
+
+def _candidates(engine: Engine, req: RerankRequest) -> tuple[list[Candidate], bool]:
+    """The window to re-score, and whether its scores are BM25 (else kNN or filter order)."""
+    excluded = req.excluded
+    need = max(req.window, req.offset + req.k) + len(excluded)
+    if req.query:
+        found = engine.keyword_search(req.query, req.filters, limit=need)
+        return [c for c in found if c.id not in excluded], True
+    if not req.has_anchors:
+        found = engine.keyword_search(None, req.filters, limit=req.offset + req.k + len(excluded))
+        return [c for c in found if c.id not in excluded], False
+    # "Sort by similar" / more like this: the nearest products to the weighted mean anchor
+    # within the filters (the engine answers exactly for selective filters), then re-scored.
+    image = _anchor_set(engine, req.anchors, "image", req.query_vectors.get("image"))
+    vector = anchor_query(image.matrix, image.weights)
+    found = engine.knn(vector, need - len(excluded), req.filters, sorted(excluded), "image")
+    return found, False
+
+
+def score_window(engine: Engine, req: RerankRequest, found: list[Candidate], bm25: bool) -> Scored:
+    """Gather the window's vectors per space and apply the scoring formulas."""
+    ids = [c.id for c in found]
+    weights = req.effective_weights
+    raw = np.array([c.score if bm25 else 0.0 for c in found], dtype=np.float64)
+    anchors: dict[str, AnchorSet] = {}
+    negatives: dict[str, AnchorSet] = {}
+    candidates: dict[str, np.ndarray] = {}
+    for signal, space in SPACES.items():
+        if weights.get(signal, 0.0) <= 0:
+            continue
+        anchor_set = _anchor_set(engine, req.anchors, space, req.query_vectors.get(space))
+        if not anchor_set.names:
+            continue
+        anchors[signal] = anchor_set
+        negatives[signal] = _anchor_set(engine, req.negatives, space)
+        candidates[signal] = _gather(engine, ids, space)
+    return rescore(
+        ids, raw, candidates, anchors, negatives, weights, req.aggregation, req.keyword_norm
+    )
+
+
+def _hydrate(
+    engine: Engine, ids: Sequence[str], scores: Sequence[float], explain: Sequence[Any]
+) -> list[Hit]:
+    products = engine.get(list(ids))
     hits = []
-    for c in scored:
-        p = products.get(c.id)
+    for pid, score, expl in zip(ids, scores, explain, strict=True):
+        p = products.get(pid)
         if p is None:  # deleted between the query and now
             continue
         image = next((i.uri for i in p.images if i.error is None), None)
         hits.append(
             Hit(
-                c.id,
-                round(float(c.score), 6),
+                pid,
+                round(float(score), 6),
                 p.title,
                 p.brand,
                 p.category,
                 p.color,
                 p.price,
                 image,
+                expl,
             )
         )
     return hits
+
+
+def run(engine: Engine, req: RerankRequest) -> SearchResult:
+    """Answer one request: candidates, re-scoring against the anchors, a stable page."""
+    ids_to_check = req.anchor_ids() + [n.id for n in req.negatives]
+    need_image = req.effective_weights["visual"] > 0 or not req.query
+    if ids_to_check:
+        check_anchors(engine, req.anchor_ids(), need_image and bool(req.anchors))
+        check_anchors(engine, [n.id for n in req.negatives], False)
+    found, bm25 = _candidates(engine, req)
+    page = slice(req.offset, req.offset + req.k)
+    if not req.has_anchors:
+        scores = np.array([c.score for c in found], dtype=np.float64)
+        order = (
+            rank_order(scores, [c.id for c in found])[page] if bm25 else np.arange(len(found))[page]
+        )
+        expl: list[Any] = [
+            {
+                "signals": {
+                    "keyword": {
+                        "weight": 1.0,
+                        "raw": float(scores[i]),
+                        "value": float(scores[i]),
+                        "contribution": float(scores[i]),
+                    }
+                },
+                "anchors": {},
+                "negatives": {},
+            }
+            if req.explain
+            else None
+            for i in order
+        ]
+        hits = _hydrate(engine, [found[i].id for i in order], [scores[i] for i in order], expl)
+        return SearchResult(hits, len(found), [])
+    scored = score_window(engine, req, found, bm25)
+    order = scored.order()[page]
+    expl = [scored.explain(int(i)) if req.explain else None for i in order]
+    hits = _hydrate(engine, [scored.ids[i] for i in order], [scored.score[i] for i in order], expl)
+    names = req.anchor_ids() + ([QUERY_ANCHOR] if req.query_vectors else [])
+    return SearchResult(hits, len(found), names)
 
 
 def similar(
     engine: Engine, product_id: str, k: int = 10, filters: Filter | None = None
 ) -> SearchResult:
     """Products that look like ``product_id`` (itself excluded), within the filters."""
-    query = anchor_query(anchor_vectors(engine, [product_id]))
-    found = engine.knn(query, k, filters=filters, exclude=[product_id], space="image")
-    return SearchResult(_hydrate(engine, found), len(found), [product_id])
-
-
-def rerank(engine: Engine, candidates: Sequence[Candidate], query: np.ndarray) -> list[Candidate]:
-    """Candidates ordered by visual similarity; those without a vector keep keyword order last."""
-    ids = [c.id for c in candidates]
-    vectors = engine.vectors(ids, space="image")
-    with_vec = [i for i in ids if i in vectors]
-    scores = (
-        cosine_scores(query, np.stack([vectors[i] for i in with_vec]))
-        if with_vec
-        else np.zeros(0, dtype=np.float32)
-    )
-    ranked = sorted(
-        (Candidate(i, float(s)) for i, s in zip(with_vec, scores, strict=True)),
-        key=lambda c: (-c.score, c.id),
-    )
-    return ranked + [Candidate(i, -1.0) for i in ids if i not in vectors]
+    return run(engine, RerankRequest(anchors=(Anchor(product_id),), filters=filters, k=k))
 
 
 def search(
@@ -118,18 +216,7 @@ def search(
     offset: int = 0,
     candidates: int = 1000,
 ) -> SearchResult:
-    """Keyword (BM25) and/or filter search, re-sorted by similarity to anchors when given.
-
-    With anchors and no keyword, the filtered set is re-sorted by similarity ("sort by
-    similar"). Anchors never appear in their own results.
-    """
-    query = (query or "").strip() or None
-    anchors = list(dict.fromkeys(anchor_ids))
-    vector = anchor_query(anchor_vectors(engine, anchors)) if anchors else None
-    window = candidates if (vector is not None or query) else offset + k + len(anchors)
-    found = engine.keyword_search(query, filters, limit=max(window, offset + k + len(anchors)))
-    excluded = set(anchors)
-    found = [c for c in found if c.id not in excluded]
-    if vector is not None:
-        found = rerank(engine, found, vector)
-    return SearchResult(_hydrate(engine, found[offset : offset + k]), len(found), anchors)
+    """Keyword (BM25) and/or filter search, re-sorted by similarity to anchors when given."""
+    anchors = tuple(Anchor(a) for a in dict.fromkeys(anchor_ids))
+    req = RerankRequest(query, anchors, filters=filters, k=k, offset=offset, window=candidates)
+    return run(engine, req)
