@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from indexer.context import build_context  # noqa: E402
 from indexer.run import index_catalogue  # noqa: E402
 from lookalike.datasets import convert_dataset  # noqa: E402
-from lookalike.evaluation import evaluate_similar  # noqa: E402
+from lookalike.evaluation import evaluate  # noqa: E402
 from lookalike.settings import Settings  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -59,7 +59,7 @@ def main() -> int:
         report = index_catalogue(catalogue, ctx, batch_size=settings.batch_size)
         ingest_s = time.perf_counter() - start
         with threadpool_limits(1):
-            quality = evaluate_similar(ctx.engine, "category", args.k)
+            quality = evaluate(ctx.engine, ["category"], args.k)
         ctx.engine.close()
 
     images = report.batches.embedded_images
@@ -74,8 +74,8 @@ def main() -> int:
     print(f"| ingest throughput, whole pipeline (images/s) | {images / ingest_s:.1f} |")
     print(f"| ingest wall time (s) | {ingest_s:.1f} |")
     print(
-        f"| more-like-this precision@{args.k} on category ({quality.queries} queries) "
-        f"| {quality.precision:.3f} |"
+        f"| more-like-this precision@{args.k} on category ({quality.overall.queries} queries) "
+        f"| {quality.overall.precision:.3f} |"
     )
     print(f"| similar() p50 (ms) | {quality.p50_ms:.2f} |")
     print(f"| similar() p95 (ms) | {quality.p95_ms:.2f} |")

@@ -241,5 +241,58 @@ def stats(as_json: JsonOpt = False) -> None:
         console.print(f"products: {data['products']}")
 
 
+@app.command(name="eval")
+def evaluate_command(
+    labels: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            "-l",
+            help="Relevance label: a field or attribute (repeatable; "
+            "the first must match, each further match raises the grade).",
+        ),
+    ] = None,
+    golden: Annotated[
+        Path | None,
+        typer.Option(help='Golden set: JSON Lines {"anchor": ID, "relevant": {ID: GRADE}}.'),
+    ] = None,
+    k: Annotated[int, typer.Option("--k", "-k", help="Cut-off rank.")] = 10,
+    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N anchors.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate "more like this": precision@k, recall@k, nDCG@k and MRR, per label value."""
+    from lookalike.engines import open_engine
+    from lookalike.evaluation import evaluate
+
+    with _errors(), open_engine(Settings()) as engine:
+        report = evaluate(engine, labels or ([] if golden else ["category"]), k, golden, limit)
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+        return
+    table = Table(
+        "value",
+        "queries",
+        f"P@{k}",
+        f"R@{k}",
+        f"nDCG@{k}",
+        "MRR",
+        title=f"more like this, judged by {report.judged_by}",
+    )
+    rows = [("(overall)", report.overall)] + sorted(
+        report.per_value.items(), key=lambda kv: -kv[1].queries
+    )
+    for name, m in rows:
+        table.add_row(
+            name,
+            str(m.queries),
+            f"{m.precision:.3f}",
+            f"{m.recall:.3f}",
+            f"{m.ndcg:.3f}",
+            f"{m.mrr:.3f}",
+        )
+    Console().print(table)
+    console.print(f"latency p50 {report.p50_ms:.2f} ms, p95 {report.p95_ms:.2f} ms")
+
+
 if __name__ == "__main__":
     app()

@@ -1,63 +1,201 @@
-"""Quality of "more like this" on a labelled catalogue.
+"""Evaluation of "more like this" on a labelled catalogue or a golden set.
 
-Every product is used once as the anchor (and excluded from its own results); a hit is
-relevant when it shares the anchor's label (e.g. ``category``).
+Every query anchor is excluded from its own results. Relevance comes from labels (catalogue
+fields or attributes: the first label must match, each further matching label raises the
+grade) or from a golden-set file that a shop brings (anchor -> graded relevant ids).
+Metrics: precision@k, recall@k, nDCG@k, MRR, overall and per value of the first label.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
 
 from lookalike.engines import Engine
+from lookalike.errors import InvalidInput
+from lookalike.metrics import ndcg_at_k, precision_at_k, recall_at_k, reciprocal_rank
 from reranker import similar
 
 
-@dataclass(frozen=True)
-class SimilarEvaluation:
-    queries: int
+@dataclass
+class Metrics:
+    queries: int = 0
+    precision: float = 0.0
+    recall: float = 0.0
+    ndcg: float = 0.0
+    mrr: float = 0.0
+
+
+@dataclass
+class EvalReport:
     k: int
-    precision: float  # mean share of the top k sharing the anchor's label
-    p50_ms: float
-    p95_ms: float
+    judged_by: str
+    overall: Metrics
+    per_value: dict[str, Metrics] = field(default_factory=dict)
+    p50_ms: float = 0.0
+    p95_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
 
 
 def label_of(product: object, label: str) -> str | None:
     """A top-level field (``category``, ``color``, ``brand``) or an attribute's first value."""
-    value = getattr(product, label, None)
-    if value is None:
-        values = getattr(product, "attributes", {}).get(label) or [None]
-        value = values[0]
-    return value
+    if label in ("category", "color", "brand", "title"):
+        return getattr(product, label, None)
+    values = getattr(product, "attributes", {}).get(label.removeprefix("attributes.")) or [None]
+    return values[0]
 
 
-def percentile(values: list[float], q: float) -> float:
+class LabelJudge:
+    """Graded relevance from labels, vectorised over the whole catalogue."""
+
+    def __init__(self, ids: Sequence[str], labels: Sequence[Sequence[str | None]]) -> None:
+        self.ids = list(ids)
+        self.row = {pid: i for i, pid in enumerate(self.ids)}
+        self.values = [tuple(v) for v in labels]
+        columns = list(zip(*self.values, strict=True)) if self.values else []
+        codes = []
+        for column in columns:
+            vocab = {v: i for i, v in enumerate(sorted({c for c in column if c is not None}))}
+            codes.append([vocab[c] if c is not None else -1 for c in column])
+        self.codes = np.asarray(codes, dtype=np.int64).T.reshape(len(self.ids), len(columns))
+
+    def grades(self, anchor: str) -> np.ndarray:
+        """The grade of every catalogue product for this anchor (the anchor itself 0)."""
+        i = self.row[anchor]
+        anchor_codes = self.codes[i]
+        if anchor_codes[0] < 0:
+            return np.zeros(len(self.ids), dtype=np.int64)
+        same = self.codes == anchor_codes
+        same[:, anchor_codes < 0] = False
+        out = np.where(same[:, 0], 1 + same[:, 1:].sum(axis=1), 0)
+        out[i] = 0
+        return out
+
+    def judgeable(self, anchor: str) -> bool:
+        return anchor in self.row and self.codes[self.row[anchor], 0] >= 0
+
+    def group(self, anchor: str) -> str:
+        return str(self.values[self.row[anchor]][0])
+
+
+class GoldenJudge:
+    """Graded relevance from a golden set: ``{"anchor": id, "relevant": {id: grade}}`` lines."""
+
+    def __init__(self, judgements: dict[str, dict[str, int]]) -> None:
+        self.judgements = judgements
+
+    @classmethod
+    def load(cls, path: Path) -> GoldenJudge:
+        judgements: dict[str, dict[str, int]] = {}
+        with open(path, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    data = json.loads(line)
+                    anchor, relevant = str(data["anchor"]), data["relevant"]
+                    if isinstance(relevant, list):  # plain lists mean grade 1
+                        relevant = {str(r): 1 for r in relevant}
+                    judgements[anchor] = {str(k): int(v) for k, v in relevant.items()}
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    raise InvalidInput(
+                        f"{path} line {number}: expected "
+                        '{"anchor": ID, "relevant": {ID: GRADE, ...}}: ' + str(exc),
+                        line=number,
+                    ) from None
+        return cls(judgements)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
-def evaluate_similar(engine: Engine, label: str = "category", k: int = 10) -> SimilarEvaluation:
-    """Precision@k of ``similar`` on ``label`` with every labelled product as the query."""
-    products = engine.get(engine.all_ids())
-    with_vectors = engine.vectors(list(products))
-    precisions: list[float] = []
+def _mean(rows: list[tuple[float, float, float, float]]) -> Metrics:
+    if not rows:
+        return Metrics()
+    p, r, n, m = (statistics.fmean(col) for col in zip(*rows, strict=True))
+    return Metrics(len(rows), p, r, n, m)
+
+
+def score(
+    rankings: Iterable[tuple[str, list[str], list[int], list[int], str]], k: int, judged_by: str
+) -> EvalReport:
+    """Metrics from ``(anchor, ranked ids, their grades, all relevant grades, group)`` rows."""
+    rows: list[tuple[float, float, float, float]] = []
+    groups: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
+    for _anchor, _ranked, grades, ideal, group in rankings:
+        row = (
+            precision_at_k(grades, k),
+            recall_at_k(grades, k, len(ideal)),
+            ndcg_at_k(grades, k, ideal),
+            reciprocal_rank(grades[:k]),
+        )
+        rows.append(row)
+        groups[group].append(row)
+    return EvalReport(k, judged_by, _mean(rows), {g: _mean(v) for g, v in sorted(groups.items())})
+
+
+Ranker = Callable[[str, int], list[str]]
+
+
+def engine_ranker(engine: Engine) -> Ranker:
+    return lambda anchor, k: [h.id for h in similar(engine, anchor, k).hits]
+
+
+def evaluate(
+    engine: Engine,
+    labels: Sequence[str] = ("category",),
+    k: int = 10,
+    golden: Path | None = None,
+    limit: int | None = None,
+    ranker: Ranker | None = None,
+) -> EvalReport:
+    """Evaluate "more like this" on the indexed catalogue (labels) or a golden set."""
+    rank = ranker or engine_ranker(engine)
+    with_vectors = engine.vectors(engine.all_ids())
     latencies: list[float] = []
-    for pid, product in products.items():
-        want = label_of(product, label)
-        if want is None or pid not in with_vectors:
-            continue
+
+    def timed(anchor: str) -> list[str]:
         start = time.perf_counter()
-        hits = similar(engine, pid, k).hits
+        ranked = rank(anchor, k)
         latencies.append((time.perf_counter() - start) * 1000)
-        fetched = engine.get([h.id for h in hits])
-        precisions.append(sum(label_of(fetched[h.id], label) == want for h in hits) / k)
-    if not precisions:
-        return SimilarEvaluation(0, k, 0.0, 0.0, 0.0)
-    return SimilarEvaluation(
-        queries=len(precisions),
-        k=k,
-        precision=statistics.fmean(precisions),
-        p50_ms=statistics.median(latencies),
-        p95_ms=percentile(latencies, 0.95),
-    )
+        return ranked
+
+    if golden is not None:
+        judge = GoldenJudge.load(golden)
+        anchors = [a for a in judge.judgements if a in with_vectors][:limit]
+        rows = []
+        for anchor in anchors:
+            relevant = judge.judgements[anchor]
+            ranked = timed(anchor)
+            ideal = [g for g in relevant.values() if g > 0]
+            rows.append((anchor, ranked, [relevant.get(r, 0) for r in ranked], ideal, "golden"))
+        report = score(rows, k, f"golden set {golden.name}")
+    else:
+        if not labels:
+            raise InvalidInput("name at least one --label, or give a --golden file")
+        products = engine.get(engine.all_ids())
+        ids = sorted(products)
+        label_judge = LabelJudge(ids, [[label_of(products[i], lb) for lb in labels] for i in ids])
+        anchors = [a for a in ids if a in with_vectors and label_judge.judgeable(a)][:limit]
+        rows = []
+        for anchor in anchors:
+            grades_all = label_judge.grades(anchor)
+            ranked = timed(anchor)
+            grades = [int(grades_all[label_judge.row[r]]) for r in ranked]
+            ideal = [int(g) for g in grades_all[grades_all > 0]]
+            rows.append((anchor, ranked, grades, ideal, label_judge.group(anchor)))
+        report = score(rows, k, "labels " + ", ".join(labels))
+    report.p50_ms = statistics.median(latencies) if latencies else 0.0
+    report.p95_ms = percentile(latencies, 0.95)
+    return report

@@ -13,7 +13,7 @@ import pytest
 from indexer.context import build_context
 from indexer.run import index_catalogue
 from lookalike.datasets import convert_dataset
-from lookalike.evaluation import evaluate_similar
+from lookalike.evaluation import evaluate
 from tests.conftest import FASHION, model_settings, needs_shared
 
 pytestmark = pytest.mark.slow
@@ -26,7 +26,7 @@ def test_more_like_this_precision_on_a_fashion_slice(tmp_path: Path) -> None:
     ctx = build_context(model_settings(tmp_path / "data"))  # type: ignore[arg-type]
     report = index_catalogue(catalogue, ctx, batch_size=128)
     assert report.batches.inserted == 2000 and not report.batches.image_errors
-    result = evaluate_similar(ctx.engine, "category", k=10)
+    result = evaluate(ctx.engine, ["category"], k=10).overall
     ctx.engine.close()
     assert result.queries == 2000
     assert result.precision >= 0.55, result

@@ -26,7 +26,8 @@ _LOAD_LOCK = threading.Lock()  # two threads asking for one model load it once
 
 
 def create_image_vectorizer(model: str, tensor: str | None = None, **kw: Any) -> ImageVectorizer:
-    """An image vectorizer for ``model``: a ``.tflite`` file, a hub name or a local folder.
+    """An image vectorizer for ``model``: a ``.tflite`` file, a hub name, a local folder, or a
+    model-free baseline (``pixels``, ``color-histogram``).
 
     ``tensor`` (TFLite only) names an intermediate tensor to read as the embedding.
     Extra keywords go to the vectorizer (``num_threads``, ``batch_size``, ``device``).
@@ -53,6 +54,10 @@ def clear_model_cache() -> None:
 def _image_vectorizer(
     model: str, tensor: str | None, kw: tuple[tuple[str, Any], ...]
 ) -> ImageVectorizer:
+    from lookalike.vectorizers.baselines import BASELINES
+
+    if model in BASELINES:
+        return BASELINES[model]()
     if model.casefold().endswith(".tflite"):
         from lookalike.vectorizers.litert import LiteRTImageVectorizer
 
