@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 
@@ -14,6 +16,7 @@ class HitOut(BaseModel):
     color: str | None = None
     price: float | None = None
     image: str | None = None
+    explanation: dict[str, Any] | None = None  # only with explain=true
 
 
 class SearchOut(BaseModel):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
-from lookalike.api.deps import EngineDep, FiltersDep, SettingsDep
+from lookalike.api.deps import EngineDep, FiltersDep, RerankDep, SettingsDep
 from lookalike.api.schemas import ProductOut, SearchOut
-from lookalike.errors import InvalidInput, NotFound
-from reranker import similar
+from lookalike.errors import NotFound
+from reranker import Anchor, run
 
 router = APIRouter(prefix="/products", tags=["products"])
 
@@ -25,16 +25,19 @@ def get_product(product_id: ProductId, engine: EngineDep) -> Any:
     return product
 
 
-@router.get("/{product_id}/similar", response_model=SearchOut)
+@router.get("/{product_id}/similar", response_model=SearchOut, response_model_exclude_unset=True)
 def more_like_this(
     product_id: ProductId,
     engine: EngineDep,
     settings: SettingsDep,
     filters: FiltersDep,
-    k: Annotated[int | None, Query(ge=1, description="How many results.")] = None,
+    params: RerankDep,
 ) -> Any:
-    """Products that look like this one (never itself), within the filters."""
-    k = k or settings.default_k
-    if k > settings.max_k:
-        raise InvalidInput(f"k must be at most {settings.max_k}", k=k)
-    return similar(engine, product_id, k, filters).to_dict()
+    """Products that look like this one (never itself), within the filters.
+
+    ``anchor_ids`` adds more anchors next to this product; the other re-ranking parameters
+    work as on ``/search``.
+    """
+    anchors = (Anchor(product_id),) + tuple(a for a in params.anchors if a.id != product_id)
+    req = params.request(settings, anchors=anchors, filters=filters)
+    return run(engine, req).to_dict()
