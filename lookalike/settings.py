@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path("lookalike-data"), description="Where the embedded engine keeps its files."
     )
-    engine: str = Field("embedded", description="Search engine backend: `embedded`.")
+    engine: str = Field("embedded", description="Search engine backend: `embedded` or `opensearch`.")
     image_model: str = Field(
         "clip-ViT-B-32",
         description="Image model: a sentence-transformers hub name, a local model folder, "
@@ -82,6 +82,14 @@ class Settings(BaseSettings):
     port: int = Field(8000, description="`lookalike serve` port.")
     ann_threshold: int = Field(
         50_000, ge=0, description="Catalogue size above which the embedded engine uses HNSW."
+    )
+    opensearch_url: str = Field(
+        "http://127.0.0.1:9200",
+        validation_alias=AliasChoices("OPENSEARCH_URL", "LOOKALIKE_OPENSEARCH_URL"),
+        description="OpenSearch cluster for `LOOKALIKE_ENGINE=opensearch` (`OPENSEARCH_URL`).",
+    )
+    opensearch_prefix: str = Field(
+        "lookalike", description="Prefix of the OpenSearch index, alias and cache names."
     )
 
     @classmethod

@@ -17,9 +17,22 @@ def create_engine(name: str, data_dir: Path | str, **options: object) -> Engine:
         from lookalike.engines.embedded import EmbeddedEngine
 
         return EmbeddedEngine(Path(data_dir), **options)  # type: ignore[arg-type]
-    raise ConfigError(f"unknown engine {name!r}: expected 'embedded'", engine=name)
+    if name == "opensearch":
+        from lookalike.engines.opensearch import OpenSearchEngine
+
+        return OpenSearchEngine(**options)  # type: ignore[arg-type]
+    raise ConfigError(
+        f"unknown engine {name!r}: expected 'embedded' or 'opensearch'", engine=name
+    )
 
 
 def open_engine(settings: Settings) -> Engine:
     """The engine the settings name, with its options."""
+    if settings.engine == "opensearch":
+        return create_engine(
+            "opensearch",
+            settings.data_dir,
+            url=settings.opensearch_url,
+            prefix=settings.opensearch_prefix,
+        )
     return create_engine(settings.engine, settings.data_dir, ann_threshold=settings.ann_threshold)

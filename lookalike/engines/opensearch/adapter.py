@@ -1,0 +1,320 @@
+"""The OpenSearch engine: the Engine contract over one products alias plus two small indexes.
+
+* ``<prefix>-products`` is an alias over a concrete index (blue/green: see ``lifecycle``);
+  reads and writes go through the alias, or through ``target`` when building a new index.
+* ``<prefix>-image-cache`` keeps image vectors by (model, image hash); it outlives products.
+* ``<prefix>-meta`` keeps small settings, one document per key.
+
+Writes use ``helpers.streaming_bulk`` (retries 429 with exponential backoff), deterministic
+``_id`` (the product id) and external versioning (microsecond clock, strictly above the stored
+version), so a stale writer can never overwrite a newer document.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from lookalike.documents import Candidate, Document, Product
+from lookalike.engines.base import Engine, UpsertResult
+from lookalike.engines.opensearch import queries as q
+from lookalike.engines.opensearch.errors import require_client, translated
+from lookalike.engines.opensearch.mapping import (
+    add_vector_fields_body,
+    dims_from_mapping,
+    plain_index_body,
+    products_index_body,
+    vector_field,
+)
+from lookalike.engines.opensearch.source import (
+    cache_entries,
+    cache_id,
+    doc_vectors,
+    image_matrix,
+    to_product,
+    to_source,
+)
+from lookalike.errors import EngineError
+from lookalike.filters import Filter
+
+JsonDict = dict[str, Any]
+_PAGE = 1000
+_EXCLUDE_VECTORS = "vec_*,images.vector"
+
+
+class OpenSearchEngine(Engine):
+    """Lookalike's engine contract implemented with opensearch-py."""
+
+    name = "opensearch"
+
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:9200",
+        prefix: str = "lookalike",
+        client: Any = None,
+        target: str | None = None,
+        max_retries: int = 5,
+        initial_backoff: float = 1.0,
+        chunk_size: int = 500,
+    ) -> None:
+        require_client()
+        if client is None:
+            from opensearchpy import OpenSearch
+
+            client = OpenSearch(hosts=[url], timeout=30, http_compress=True)
+        self.client = client
+        self.prefix = prefix
+        self.alias = f"{prefix}-products"
+        self.index = target or self.alias
+        self.cache_index = f"{prefix}-image-cache"
+        self.meta_index = f"{prefix}-meta"
+        self.max_retries = max_retries
+        self.initial_backoff = initial_backoff
+        self.chunk_size = chunk_size
+        self._dims: dict[str, int] | None = None
+        self._known: set[str] = set()
+
+    # -- index management ---------------------------------------------------------------------
+    def _exists(self, index: str) -> bool:
+        if index in self._known:
+            return True
+        with translated("index lookup"):
+            found = bool(self.client.indices.exists(index=index))
+        if found:
+            self._known.add(index)
+        return found
+
+    def dims(self) -> dict[str, int]:
+        """Vector spaces of the products index and their dimensions (empty if none yet)."""
+        if self._dims is None:
+            if not self._exists(self.index):
+                return {}
+            with translated("mapping read"):
+                self._dims = dims_from_mapping(self.client.indices.get_mapping(index=self.index))
+        return self._dims
+
+    def _ensure_products(self, dims: dict[str, int], models: dict[str, str]) -> None:
+        known = self.dims()
+        if not known and not self._exists(self.index):
+            name = f"{self.alias}-{time.strftime('%Y%m%d%H%M%S')}"
+            body = products_index_body(dims, models, aliases=(self.alias,))
+            with translated("index creation"):
+                self.client.indices.create(index=name, body=body)
+            self._dims = dict(dims)
+            return
+        new = {s: d for s, d in dims.items() if s not in known}
+        clash = {s: (known[s], d) for s, d in dims.items() if s in known and known[s] != d}
+        if clash:
+            raise EngineError(f"vector dimensions differ from the index: {clash}", clash=clash)
+        if new:
+            with translated("mapping update"):
+                self.client.indices.put_mapping(index=self.index, body=add_vector_fields_body(new))
+            self._dims = {**known, **new}
+
+    def _ensure_plain(self, index: str, definition: str) -> None:
+        if not self._exists(index):
+            with translated("index creation"):
+                self.client.indices.create(index=index, body=plain_index_body(definition))
+
+    # -- low-level reads ----------------------------------------------------------------------
+    def _mget(self, index: str, ids: Sequence[str], **source: str) -> dict[str, JsonDict]:
+        """Found documents by id (realtime, so no refresh is needed after a write)."""
+        if not ids or not self._exists(index):
+            return {}
+        with translated("mget"):
+            resp = self.client.mget(index=index, body=q.mget_body(ids), params=source or None)
+        return {d["_id"]: d for d in resp["docs"] if d.get("found")}
+
+    def _search(self, body: JsonDict) -> list[JsonDict]:
+        if not self._exists(self.index):
+            return []
+        with translated("search"):
+            resp = self.client.search(index=self.index, body=body)
+        hits: list[JsonDict] = resp["hits"]["hits"]
+        return hits
+
+    # -- writes -------------------------------------------------------------------------------
+    def _bulk(self, actions: Iterable[JsonDict]) -> list[JsonDict]:
+        """Run bulk actions; returns the failed items other than version conflicts."""
+        from opensearchpy import helpers
+
+        failed = []
+        with translated("bulk"):
+            for ok, item in helpers.streaming_bulk(
+                self.client,
+                actions,
+                chunk_size=self.chunk_size,
+                max_retries=self.max_retries,
+                initial_backoff=self.initial_backoff,  # type: ignore[arg-type]  # float works
+                max_backoff=30,
+                raise_on_error=False,
+                raise_on_exception=True,
+            ):
+                result = next(iter(item.values()))
+                if not ok and result.get("status") != 409:  # 409: a newer version already won
+                    failed.append(result)
+        return failed
+
+    def upsert(self, docs: Sequence[Document]) -> UpsertResult:
+        """Index changed products; unchanged fingerprints are skipped, revisions bumped."""
+        latest = {d.id: d for d in docs}
+        vectors = {pid: doc_vectors(d) for pid, d in latest.items()}  # validates before writing
+        stored = self._mget(self.index, list(latest), _source_includes="fingerprint,revision")
+        now = time.time()
+        version_floor = time.time_ns() // 1000
+        actions: list[JsonDict] = []
+        inserted = updated = unchanged = 0
+        dims: dict[str, int] = {}
+        models: dict[str, str] = {}
+        for pid, doc in latest.items():
+            old = stored.get(pid)
+            if old is not None and old["_source"].get("fingerprint") == doc.fingerprint:
+                unchanged += 1
+                continue
+            revision = int(old["_source"].get("revision", 0)) + 1 if old else 1
+            inserted, updated = (inserted, updated + 1) if old else (inserted + 1, updated)
+            version = max(version_floor, int(old["_version"]) + 1) if old else version_floor
+            dims.update({s: int(v.size) for s, v in vectors[pid].items()})
+            models.update(doc.models)
+            actions.append(
+                {
+                    "_op_type": "index",
+                    "_index": self.index,
+                    "_id": pid,
+                    "version": version,
+                    "version_type": "external",
+                    "_source": to_source(doc, revision, now),
+                }
+            )
+            for cid, entry in cache_entries(doc):
+                actions.append(
+                    {"_op_type": "index", "_index": self.cache_index, "_id": cid, "_source": entry}
+                )
+        if actions:
+            self._ensure_products(dims, models)
+            self._ensure_plain(self.cache_index, "image_cache")
+            failed = self._bulk(actions)
+            if failed:
+                raise EngineError(f"{len(failed)} bulk writes failed", first=failed[0])
+        return UpsertResult(inserted=inserted, updated=updated, unchanged=unchanged)
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete by id with an external version, so a delayed older write cannot resurrect."""
+        stored = self._mget(self.index, ids, _source="false")
+        version_floor = time.time_ns() // 1000
+        actions = [
+            {
+                "_op_type": "delete",
+                "_index": self.index,
+                "_id": pid,
+                "version": max(version_floor, int(d["_version"]) + 1),
+                "version_type": "external",
+            }
+            for pid, d in stored.items()
+        ]
+        failed = self._bulk(actions) if actions else []
+        if failed:
+            raise EngineError(f"{len(failed)} deletes failed", first=failed[0])
+        return len(actions)
+
+    # -- reads --------------------------------------------------------------------------------
+    def get(self, ids: Sequence[str]) -> dict[str, Product]:
+        found = self._mget(self.index, ids, _source_excludes=_EXCLUDE_VECTORS)
+        return {pid: to_product(d["_source"]) for pid, d in found.items()}
+
+    def fingerprints(self, ids: Sequence[str]) -> dict[str, str]:
+        found = self._mget(self.index, ids, _source_includes="fingerprint")
+        return {pid: d["_source"]["fingerprint"] for pid, d in found.items()}
+
+    def cached_image_vectors(self, hashes: Sequence[str], model: str) -> dict[str, np.ndarray]:
+        by_id = {cache_id(h, model): h for h in hashes}
+        found = self._mget(self.cache_index, list(by_id))
+        return {
+            by_id[cid]: np.asarray(d["_source"]["vector"], dtype=np.float32)
+            for cid, d in found.items()
+            if d["_source"].get("model") == model
+        }
+
+    def vectors(self, ids: Sequence[str], space: str = "image") -> dict[str, np.ndarray]:
+        field = vector_field(space)
+        found = self._mget(self.index, ids, _source_includes=field)
+        return {
+            pid: np.asarray(d["_source"][field], dtype=np.float32)
+            for pid, d in found.items()
+            if d["_source"].get(field) is not None
+        }
+
+    def image_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        found = self._mget(self.index, ids, _source_includes="images")
+        out = {pid: image_matrix(d["_source"]) for pid, d in found.items()}
+        return {pid: m for pid, m in out.items() if m is not None}
+
+    def keyword_search(
+        self, query: str | None, filters: Filter | None = None, limit: int = 1000
+    ) -> list[Candidate]:
+        text = q.clean_text(query)
+        if limit <= 0:
+            return []
+        if not text:
+            return [Candidate(pid, 0.0) for pid in self._ids(filters, limit)]
+        hits = self._search(q.keyword_body(text, filters, limit))
+        return [Candidate(h["_id"], float(h["_score"])) for h in hits]
+
+    def knn(
+        self,
+        vector: np.ndarray,
+        k: int,
+        filters: Filter | None = None,
+        exclude: Sequence[str] = (),
+        space: str = "image",
+    ) -> list[Candidate]:
+        if k <= 0 or space not in self.dims():
+            return []
+        hits = self._search(q.knn_body(vector, k, filters, exclude, space))
+        return [Candidate(h["_id"], q.cosine_from_score(h["_score"])) for h in hits]
+
+    def _ids(self, filters: Filter | None, limit: int) -> list[str]:
+        """Ids matching the filters in id order, paged with ``search_after``."""
+        out: list[str] = []
+        after: str | None = None
+        while len(out) < limit:
+            size = min(_PAGE, limit - len(out))
+            hits = self._search(q.listing_body(filters, size, after))
+            out.extend(h["_id"] for h in hits)
+            if len(hits) < size:
+                break
+            after = hits[-1]["sort"][0]
+        return out
+
+    def count(self, filters: Filter | None = None) -> int:
+        if not self._exists(self.index):
+            return 0
+        with translated("count"):
+            return int(self.client.count(index=self.index, body=q.count_body(filters))["count"])
+
+    def all_ids(self) -> list[str]:
+        return self._ids(None, 1 << 62)
+
+    # -- metadata and lifecycle -------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        found = self._mget(self.meta_index, [key])
+        return found[key]["_source"]["value"] if key in found else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._ensure_plain(self.meta_index, "meta")
+        with translated("meta write"):
+            self.client.index(index=self.meta_index, id=key, body={"value": value})
+
+    def refresh(self) -> None:
+        with translated("refresh"):
+            self.client.indices.refresh(
+                index=",".join([self.index, self.cache_index, self.meta_index]),
+                params={"ignore_unavailable": "true", "allow_no_indices": "true"},
+            )
+
+    def close(self) -> None:
+        with translated("close"):
+            self.client.close()

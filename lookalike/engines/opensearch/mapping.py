@@ -1,0 +1,91 @@
+"""Index definitions: the JSON files under ``mappings/`` turned into request bodies.
+
+The JSON files are the reviewed source of truth; this module only adds what depends on the
+data (one ``knn_vector`` field per vector space, sized by the first vectors seen) and the
+model names recorded in ``_meta``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from lookalike.errors import ConfigError
+
+MAPPINGS_DIR = Path(__file__).resolve().parents[3] / "mappings"
+VECTOR_PREFIX = "vec_"
+_SPACE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+JsonDict = dict[str, Any]
+
+
+@lru_cache
+def load_definition(name: str) -> JsonDict:
+    """One index definition file (``products``, ``image_cache``, ``meta``), parsed once."""
+    path = MAPPINGS_DIR / f"{name}.json"
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data: JsonDict = json.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read index definition {path}: {exc}", path=str(path)) from exc
+    return data
+
+
+def vector_field(space: str) -> str:
+    """The ``knn_vector`` field holding a space's product vectors (``image`` -> ``vec_image``)."""
+    if not _SPACE.match(space):
+        raise ConfigError(f"invalid vector space name {space!r}", space=space)
+    return VECTOR_PREFIX + space
+
+
+def vector_mapping(dim: int) -> JsonDict:
+    """A ``knn_vector`` field of ``dim`` dimensions with the method chosen in products.json."""
+    method = copy.deepcopy(load_definition("products")["knn_vector_method"])
+    return {"type": "knn_vector", "dimension": int(dim), "method": method}
+
+
+def products_index_body(
+    dims: dict[str, int], models: dict[str, str], aliases: tuple[str, ...] = ()
+) -> JsonDict:
+    """The ``PUT /<index>`` body for a products index with vector fields for ``dims``."""
+    data = copy.deepcopy(load_definition("products"))
+    data.pop("knn_vector_method")
+    props = data["mappings"]["properties"]
+    for space, dim in sorted(dims.items()):
+        props[vector_field(space)] = vector_mapping(dim)
+    data["mappings"]["_meta"]["models"] = dict(sorted(models.items()))
+    if aliases:
+        data["aliases"] = {name: {} for name in aliases}
+    return data
+
+
+def add_vector_fields_body(dims: dict[str, int]) -> JsonDict:
+    """The ``PUT /<index>/_mapping`` body adding vector fields for new spaces."""
+    return {"properties": {vector_field(s): vector_mapping(d) for s, d in sorted(dims.items())}}
+
+
+def plain_index_body(name: str) -> JsonDict:
+    """The ``PUT /<index>`` body for the image-cache or meta index."""
+    return copy.deepcopy(load_definition(name))
+
+
+def dims_from_mapping(mapping: JsonDict) -> dict[str, int]:
+    """Vector spaces and their dimensions as read back from ``GET /<index>/_mapping``."""
+    dims: dict[str, int] = {}
+    for index_data in mapping.values():
+        props = index_data.get("mappings", {}).get("properties", {})
+        for name, field in props.items():
+            if name.startswith(VECTOR_PREFIX) and field.get("type") == "knn_vector":
+                dims[name[len(VECTOR_PREFIX) :]] = int(field["dimension"])
+    return dims
+
+
+def alias_swap_actions(alias: str, old: list[str], new: str) -> JsonDict:
+    """``POST /_aliases`` body moving ``alias`` from ``old`` indexes to ``new`` in one step."""
+    actions: list[JsonDict] = [{"remove": {"index": o, "alias": alias}} for o in sorted(old)]
+    actions.append({"add": {"index": new, "alias": alias}})
+    return {"actions": actions}

@@ -1,0 +1,149 @@
+"""Request bodies for reads: filters, keyword candidates, filtered k-NN, counts, id pages.
+
+User text only ever reaches ``multi_match`` (analysed as plain text, never parsed as query
+syntax). Keyword filters match the ``filter_terms`` field, which holds ``field=value`` pairs
+normalised by :func:`lookalike.filters.normalize_value`, so term filters are case-insensitive
+and arbitrary attribute keys never grow the mapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from lookalike.engines.opensearch.mapping import vector_field
+from lookalike.errors import InvalidFilter
+from lookalike.filters import And, Filter, Not, Or, Range, Term, Terms, normalize_value
+
+JsonDict = dict[str, Any]
+TEXT_FIELDS = ("title^3", "brand^2", "category^2", "color^2", "attribute_text", "description")
+FILTER_FIELD = "filter_terms"
+MAX_TEXT = 1000
+
+
+def filter_term(field: str, value: str) -> str:
+    """The indexed form of one keyword value: ``field=normalised value``."""
+    return f"{field}={normalize_value(value)}"
+
+
+def filter_clause(node: Filter) -> JsonDict:
+    """A filter expression as a query-DSL clause (filter context, no scoring)."""
+    if isinstance(node, Term):
+        return {"term": {FILTER_FIELD: filter_term(node.field, node.value)}}
+    if isinstance(node, Terms):
+        values = sorted({filter_term(node.field, v) for v in node.values})
+        return {"terms": {FILTER_FIELD: values}}
+    if isinstance(node, Range):
+        bounds = {k: v for k in ("gte", "lte", "gt", "lt") if (v := getattr(node, k)) is not None}
+        return {"range": {node.field: bounds}}
+    if isinstance(node, And):
+        return {"bool": {"filter": [filter_clause(i) for i in node.items]}}
+    if isinstance(node, Or):
+        return {
+            "bool": {"should": [filter_clause(i) for i in node.items], "minimum_should_match": 1}
+        }
+    if isinstance(node, Not):
+        return {"bool": {"must_not": [filter_clause(node.item)]}}
+    raise InvalidFilter(f"unknown filter node {node!r}")
+
+
+def restriction(filters: Filter | None, exclude: Sequence[str] = ()) -> JsonDict:
+    """Filters plus excluded ids as one ``bool`` clause (``match_all`` when empty)."""
+    clause: JsonDict = {}
+    if filters is not None:
+        clause["filter"] = [filter_clause(filters)]
+    if exclude:
+        clause["must_not"] = [{"ids": {"values": sorted(set(exclude))}}]
+    return {"bool": clause} if clause else {"match_all": {}}
+
+
+def clean_text(query: str | None) -> str:
+    """User text made safe for ``multi_match``: no control characters, bounded length."""
+    if not query:
+        return ""
+    text = "".join(ch if ch.isprintable() else " " for ch in query)
+    return " ".join(text.split())[:MAX_TEXT]
+
+
+def keyword_body(text: str, filters: Filter | None, limit: int) -> JsonDict:
+    """BM25 candidates for ``text`` within the filters (``text`` already cleaned, non-empty)."""
+    query: JsonDict = {
+        "bool": {
+            "must": [
+                {
+                    "multi_match": {
+                        "query": text,
+                        "fields": list(TEXT_FIELDS),
+                        "type": "best_fields",
+                        "operator": "or",
+                        "lenient": True,
+                    }
+                }
+            ],
+            "filter": [filter_clause(filters)] if filters is not None else [],
+        }
+    }
+    return {
+        "size": limit,
+        "query": query,
+        "_source": False,
+        # Plain field names: the spec's ``oneOf`` rejects ``{"id": {"order": "asc"}}`` as
+        # ambiguous; ``_score`` sorts descending and fields ascending by default.
+        "sort": ["_score", "id"],
+        "track_total_hits": False,
+    }
+
+
+def listing_body(filters: Filter | None, limit: int, after: str | None = None) -> JsonDict:
+    """Products matching the filters in id order (no text query: score 0, stable order)."""
+    body: JsonDict = {
+        "size": limit,
+        "query": restriction(filters),
+        "_source": False,
+        "sort": ["id"],
+        "track_total_hits": False,
+    }
+    if after is not None:
+        body["search_after"] = [after]
+    return body
+
+
+def knn_body(
+    vector: np.ndarray, k: int, filters: Filter | None, exclude: Sequence[str], space: str
+) -> JsonDict:
+    """Filtered k-NN: the ``knn`` query with its ``filter`` (efficient filtering in Lucene)."""
+    knn: JsonDict = {"vector": unit_list(vector), "k": k}
+    if filters is not None or exclude:
+        knn["filter"] = restriction(filters, exclude)
+    return {
+        "size": k,
+        "query": {"knn": {vector_field(space): knn}},
+        "_source": False,
+        "track_total_hits": False,
+    }
+
+
+def count_body(filters: Filter | None) -> JsonDict:
+    """``POST /<index>/_count`` body."""
+    return {"query": restriction(filters)}
+
+
+def mget_body(ids: Sequence[str]) -> JsonDict:
+    """``POST /<index>/_mget`` body (realtime reads: no refresh needed)."""
+    return {"ids": list(dict.fromkeys(ids))}
+
+
+def unit_list(vector: np.ndarray) -> list[float]:
+    """A query vector as a JSON list, L2-normalised (the index stores unit vectors)."""
+    v = np.asarray(vector, dtype=np.float32).ravel()
+    norm = float(np.linalg.norm(v))
+    if norm > 0:
+        v = v / norm
+    return [float(x) for x in v]
+
+
+def cosine_from_score(score: float) -> float:
+    """Lucene ``cosinesimil`` reports ``(1 + cos) / 2``; undo it."""
+    return 2.0 * float(score) - 1.0
