@@ -32,7 +32,9 @@ FILTER = And(
 VEC = np.array([3.0, 0.0, 4.0, 0.0], dtype=np.float32)  # normalised to 0.6, 0.8
 ANCHORS = np.array([[1, 0, 0, 0], [0, 1, 0, 0]], dtype=np.float32)
 NEGATIVES = np.array([[0, 0, 0, 2]], dtype=np.float32)
-PARAMS = rescore.script_params(ANCHORS, [2.0, 1.0], NEGATIVES, 0.5, "average", "image")
+PARAMS = rescore.script_params(
+    ANCHORS, [2.0, 1.0], NEGATIVES, negative_strength=0.5, mode="average"
+)
 KNN = queries.knn_body(VEC, 10, FILTER, ["p9", "p2"], "image")
 
 
@@ -84,9 +86,10 @@ def bodies() -> dict[str, tuple[str, str, Any]]:
             "/lookalike-products/_search",
             rescore.rescored_search_body(
                 queries.keyword_body("dress", None, 500),
-                rescore.script_params(ANCHORS[:1], None, None, 1.0, "max", "image"),
+                rescore.script_params(ANCHORS[:1], mode="max", shift=0.25),
                 500,
                 20,
+                query_weight=0.125,
             ),
         ),
     }

@@ -1,4 +1,5 @@
-"""Anchor re-ranking executed by the cluster: candidates and rescore in one request."""
+"""Anchor re-ranking executed by the cluster: candidates and rescore in one request
+(two when the keyword score is blended in: the first reads the window's BM25 range)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ import numpy as np
 from lookalike.documents import Candidate
 from lookalike.engines.opensearch import queries as q
 from lookalike.engines.opensearch.adapter import OpenSearchEngine
-from lookalike.engines.opensearch.rescore import rescored_search_body, script_params
+from lookalike.engines.opensearch.rescore import (
+    keyword_scaling,
+    rescored_search_body,
+    script_params,
+)
 from lookalike.filters import Filter
+from reranker.scoring import anchor_query
 
 
 def rescored_search(
@@ -21,30 +27,40 @@ def rescored_search(
     text: str | None = None,
     weights: Sequence[float] | None = None,
     negatives: np.ndarray | None = None,
-    negative_weight: float = 1.0,
+    negative_weights: Sequence[float] | None = None,
+    negative_strength: float = 1.0,
     mode: str = "average",
+    signal_weight: float = 1.0,
+    keyword_weight: float = 0.0,
     filters: Filter | None = None,
     exclude: Sequence[str] = (),
     window: int = 1000,
     space: str = "image",
 ) -> list[Candidate]:
-    """Top-``k`` by the anchor formula over a candidate window (keyword hits or k-NN).
+    """Top-``k`` by the re-ranking formula over a candidate window (keyword hits or k-NN).
 
     With ``text`` the window is the BM25 top ``window``; without, it is the k-NN top
-    ``window`` around the weighted mean of the anchors. Scores are the formula's values.
+    ``window`` around the weighted anchor query. Scores are the formula's values.
     """
     if k <= 0 or space not in engine.dims():
         return []
-    params = script_params(anchors, weights, negatives, negative_weight, mode, space)
     clean = q.clean_text(text)
+    query_weight, shift = 0.0, 0.0
     if clean:
         first = q.keyword_body(clean, filters, window)
         if exclude:
             first["query"]["bool"]["must_not"] = [{"ids": {"values": sorted(set(exclude))}}]
+        if keyword_weight:
+            scores = [float(h["_score"]) for h in engine._search(first)]
+            if scores:
+                query_weight, shift = keyword_scaling(min(scores), max(scores), keyword_weight)
     else:
-        w = np.asarray(params["weights"], dtype=np.float32)[:, None]
-        centre = (np.asarray(params["anchors"], dtype=np.float32) * w).sum(axis=0)
+        centre = anchor_query(np.asarray(anchors), None if weights is None else np.asarray(weights))
         first = q.knn_body(centre, window, filters, exclude, space)
-    body = rescored_search_body(first, params, window, k)
+    params = script_params(
+        anchors, weights, negatives, negative_weights, negative_strength, mode, space,
+        signal_weight, shift,
+    )  # fmt: skip
+    body = rescored_search_body(first, params, window, k, query_weight)
     offset = float(params["offset"])
     return [Candidate(h["_id"], float(h["_score"]) - offset) for h in engine._search(body)]

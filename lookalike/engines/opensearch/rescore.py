@@ -1,15 +1,21 @@
 """Anchor re-scoring pushed down into the cluster as a ``rescore`` over ``script_score``.
 
-The Painless source is a constant: anchors, weights, negatives and the aggregation travel as
-``params``, so the cluster compiles the script once and caches it. The formula (visual signal):
+The Painless source is a constant: anchors, coefficients, negatives and the aggregation
+travel as ``params``, so the cluster compiles the script once and caches it. It mirrors
+``reranker/scoring.py`` for one vector signal plus the min-max-normalised keyword score::
 
-    pos   = aggregate_i(w_i * cos(anchor_i, v))        aggregate: average | max | sum | min
-            (average is weighted: sum(w_i * cos_i) / sum(w_i); no anchors gives 0)
-    neg   = max(0, max_j cos(negative_j, v))           no negatives gives 0
-    score = pos - negative_weight * neg
+    t_j   = c_j * s_j                      (average, sum, max)
+    t_j   = 1 - c_j * (1 - s_j)            (min)
+    agg   = sum_j t_j | max_j t_j | min_j t_j
+    neg   = sum_j d_j * s-_j               d_j = W_negative * w-_j / sum(w-)
+    score = W_signal * (agg - neg) + shift + offset
 
-``script_score`` must not return negative scores, so the script adds ``offset`` (a bound on
-``|score|``) and the adapter subtracts it from every hit.
+with ``c_j`` derived here from the anchor weights exactly as ``aggregate_terms`` does
+(average: ``ŵ_j / ‖Σ ŵ a‖``; sum: ``w_j``; max/min: ``w_j / max w``). The keyword part
+``W_keyword * (b - lo) / (hi - lo)`` is the rescore's ``query_weight * b`` plus ``shift``,
+with ``lo``/``hi`` the window's BM25 range (from a first request). ``script_score`` must
+not return negative scores, so the script adds ``offset`` (a bound on ``|score|``) and
+the adapter subtracts it from every hit.
 """
 
 from __future__ import annotations
@@ -27,68 +33,90 @@ JsonDict = dict[str, Any]
 AGGREGATIONS = ("average", "max", "sum", "min")
 
 SCRIPT_SOURCE = """\
-if (doc[params.field].size() == 0) { return 0.0; }
-int n = params.anchors.size();
+if (doc[params.field].size() == 0) { return params.shift + params.offset; }
 double agg = 0.0;
-double wsum = 0.0;
-for (int i = 0; i < n; ++i) {
-  double w = params.weights[i];
-  double s = w * cosineSimilarity(params.anchors[i], doc[params.field]);
-  if (i == 0 || params.mode == 'sum' || params.mode == 'average') {
-    agg = (i == 0) ? s : agg + s;
-  } else if (params.mode == 'max') {
-    agg = Math.max(agg, s);
-  } else {
-    agg = Math.min(agg, s);
-  }
-  wsum += w;
+for (int i = 0; i < params.anchors.size(); ++i) {
+  double s = cosineSimilarity(params.anchors[i], doc[params.field]);
+  double t = params.mode == 'min' ? 1.0 - params.coef[i] * (1.0 - s) : params.coef[i] * s;
+  if (i == 0) { agg = t; }
+  else if (params.mode == 'max') { agg = Math.max(agg, t); }
+  else if (params.mode == 'min') { agg = Math.min(agg, t); }
+  else { agg += t; }
 }
-if (params.mode == 'average' && wsum != 0.0) { agg = agg / wsum; }
 double neg = 0.0;
 for (int j = 0; j < params.negatives.size(); ++j) {
-  neg = Math.max(neg, cosineSimilarity(params.negatives[j], doc[params.field]));
+  neg += params.neg_coef[j] * cosineSimilarity(params.negatives[j], doc[params.field]);
 }
-return agg - params.negative_weight * neg + params.offset;
+return params.signal_weight * (agg - neg) + params.shift + params.offset;
 """
 
 
-def score_offset(weights: Sequence[float], negative_weight: float) -> float:
-    """A bound on ``|score|`` that keeps every script score non-negative."""
-    return float(sum(abs(w) for w in weights) + abs(negative_weight) + 1.0)
+def _rows(vectors: np.ndarray | None) -> list[list[float]]:
+    if vectors is None or len(vectors) == 0:
+        return []
+    return [unit_list(r) for r in np.atleast_2d(np.asarray(vectors, dtype=np.float32))]
+
+
+def anchor_coefficients(anchors: list[list[float]], weights: np.ndarray, mode: str) -> list[float]:
+    """Per-anchor coefficients ``c_j`` as ``reranker.scoring.aggregate_terms`` defines them."""
+    if not anchors:
+        return []
+    if np.any(weights <= 0):
+        raise InvalidInput("anchor weights must be positive", weights=weights.tolist())
+    if mode == "average":
+        w_hat = weights / weights.sum()
+        norm = float(np.linalg.norm((w_hat[:, None] * np.asarray(anchors)).sum(0)))
+        return [float(x) for x in (w_hat / norm if norm > 0 else 0 * w_hat)]
+    if mode == "sum":
+        return [float(x) for x in weights]
+    return [float(x) for x in weights / weights.max()]
 
 
 def script_params(
     anchors: np.ndarray,
     weights: Sequence[float] | None = None,
     negatives: np.ndarray | None = None,
-    negative_weight: float = 1.0,
+    negative_weights: Sequence[float] | None = None,
+    negative_strength: float = 1.0,
     mode: str = "average",
     space: str = "image",
+    signal_weight: float = 1.0,
+    shift: float = 0.0,
 ) -> JsonDict:
     """The ``params`` of the rescore script (all the per-request inputs)."""
     if mode not in AGGREGATIONS:
         raise InvalidInput(f"aggregation must be one of {', '.join(AGGREGATIONS)}", mode=mode)
-    rows: list[np.ndarray] = list(np.atleast_2d(np.asarray(anchors, dtype=np.float32)))
-    rows = [r for r in rows if r.size]
-    w = [1.0] * len(rows) if weights is None else [float(x) for x in weights]
-    if len(w) != len(rows):
+    rows, neg_rows = _rows(anchors), _rows(negatives)
+    w = np.ones(len(rows)) if weights is None else np.asarray(weights, dtype=np.float64)
+    nw = np.ones(len(neg_rows)) if negative_weights is None else np.asarray(negative_weights)
+    if len(w) != len(rows) or len(nw) != len(neg_rows):
         raise InvalidInput("one weight per anchor", anchors=len(rows), weights=len(w))
-    neg_rows: list[np.ndarray] = []
-    if negatives is not None and len(negatives):
-        neg_rows = list(np.atleast_2d(np.asarray(negatives, dtype=np.float32)))
+    coef = anchor_coefficients(rows, w, mode)
+    neg_coef = [float(negative_strength * x / nw.sum()) for x in nw] if neg_rows else []
+    bound = sum(abs(c) for c in coef) + (1.0 if mode == "min" else 0.0) * (1 + max(coef or [0]))
+    bound = abs(signal_weight) * (bound + sum(abs(d) for d in neg_coef)) + abs(shift)
     return {
         "field": vector_field(space),
-        "anchors": [unit_list(r) for r in rows],
-        "weights": w,
-        "negatives": [unit_list(r) for r in neg_rows],
-        "negative_weight": float(negative_weight),
+        "anchors": rows,
+        "coef": coef,
+        "negatives": neg_rows,
+        "neg_coef": neg_coef,
         "mode": mode,
-        "offset": score_offset(w, negative_weight),
+        "signal_weight": float(signal_weight),
+        "shift": float(shift),
+        "offset": float(np.ceil(bound + 1.0)),
     }
 
 
-def rescore_clause(params: JsonDict, window: int) -> JsonDict:
-    """The ``rescore`` section: the script score replaces the first-pass score in the window."""
+def keyword_scaling(lo: float, hi: float, keyword_weight: float) -> tuple[float, float]:
+    """``(query_weight, shift)`` so that ``query_weight * b + shift = W_kw * minmax(b)``."""
+    if hi > lo:
+        return keyword_weight / (hi - lo), -keyword_weight * lo / (hi - lo)
+    return 0.0, keyword_weight if hi > 0 else 0.0
+
+
+def rescore_clause(params: JsonDict, window: int, query_weight: float = 0.0) -> JsonDict:
+    """The ``rescore`` section: the script score replaces (or adds to) the first-pass score."""
     return {
         "window_size": window,
         "query": {
@@ -98,17 +126,19 @@ def rescore_clause(params: JsonDict, window: int) -> JsonDict:
                     "script": {"lang": "painless", "source": SCRIPT_SOURCE, "params": params},
                 }
             },
-            "query_weight": 0.0,
+            "query_weight": query_weight,
             "rescore_query_weight": 1.0,
             "score_mode": "total",
         },
     }
 
 
-def rescored_search_body(first_pass: JsonDict, params: JsonDict, window: int, k: int) -> JsonDict:
+def rescored_search_body(
+    first_pass: JsonDict, params: JsonDict, window: int, k: int, query_weight: float = 0.0
+) -> JsonDict:
     """A candidate search (keyword or k-NN body) with the anchor rescore attached."""
     body = dict(first_pass)
     body["size"] = min(k, window)
     body.pop("sort", None)  # rescore cannot be combined with an explicit sort
-    body["rescore"] = [rescore_clause(params, window)]
+    body["rescore"] = [rescore_clause(params, window, query_weight)]
     return body
