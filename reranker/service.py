@@ -96,7 +96,9 @@ def _gather(engine: Engine, ids: list[str], space: str) -> np.ndarray:
 def _candidates(engine: Engine, req: RerankRequest) -> tuple[list[Candidate], bool]:
     """The window to re-score, and whether its scores are BM25 (else kNN or filter order)."""
     excluded = req.excluded
-    need = max(req.window, req.offset + req.k) + len(excluded)
+    # The window never depends on offset or k: every page re-scores the same candidates, so
+    # page 2 continues page 1 exactly (pages past the window are empty).
+    need = req.window + len(excluded)
     if req.query:
         found = engine.keyword_search(req.query, req.filters, limit=need)
         return [c for c in found if c.id not in excluded], True
