@@ -6,7 +6,9 @@ Writes are followed by ``engine.refresh()`` so backends with refresh intervals p
 
 from __future__ import annotations
 
+import os
 import random
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -31,7 +33,20 @@ def _embedded(path: Path) -> Engine:
     return EmbeddedEngine(path / "data")
 
 
-FACTORIES: dict[str, Callable[[Path], Engine]] = {"embedded": _embedded}
+def _opensearch(path: Path) -> Engine:
+    url = os.environ.get("OPENSEARCH_URL")
+    if not url:
+        pytest.skip("OpenSearch contract: set OPENSEARCH_URL to a cluster (docs/opensearch.md)")
+    from lookalike.engines.opensearch import OpenSearchEngine
+
+    prefix = f"lookalike-test-{uuid.uuid4().hex[:12]}"
+    return OpenSearchEngine(url=url, prefix=prefix, drop_on_close=True)
+
+
+FACTORIES: dict[str, Callable[[Path], Engine]] = {
+    "embedded": _embedded,
+    "opensearch": _opensearch,
+}
 
 
 @pytest.fixture(params=sorted(FACTORIES))

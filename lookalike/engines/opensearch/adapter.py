@@ -59,6 +59,7 @@ class OpenSearchEngine(Engine):
         max_retries: int = 5,
         initial_backoff: float = 1.0,
         chunk_size: int = 500,
+        drop_on_close: bool = False,
     ) -> None:
         require_client()
         if client is None:
@@ -74,6 +75,7 @@ class OpenSearchEngine(Engine):
         self.max_retries = max_retries
         self.initial_backoff = initial_backoff
         self.chunk_size = chunk_size
+        self.drop_on_close = drop_on_close  # throwaway engines (tests) delete their indexes
         self._dims: dict[str, int] | None = None
         self._known: set[str] = set()
 
@@ -317,4 +319,8 @@ class OpenSearchEngine(Engine):
 
     def close(self) -> None:
         with translated("close"):
+            if self.drop_on_close:
+                self.client.indices.delete(
+                    index=f"{self.prefix}-*", params={"ignore_unavailable": "true"}
+                )
             self.client.close()

@@ -59,11 +59,15 @@ def restriction(filters: Filter | None, exclude: Sequence[str] = ()) -> JsonDict
     return {"bool": clause} if clause else {"match_all": {}}
 
 
+_SEPARATORS = str.maketrans({ch: " " for ch in ':()[]{}"~*?\\/^!<>=&|+'})
+
+
 def clean_text(query: str | None) -> str:
-    """User text made safe for ``multi_match``: no control characters, bounded length."""
+    """User text for ``multi_match``: no control characters, bounded length, and query-syntax
+    punctuation as spaces (the standard tokenizer keeps ``title:boot`` as one token)."""
     if not query:
         return ""
-    text = "".join(ch if ch.isprintable() else " " for ch in query)
+    text = "".join(ch if ch.isprintable() else " " for ch in query).translate(_SEPARATORS)
     return " ".join(text.split())[:MAX_TEXT]
 
 
