@@ -78,3 +78,26 @@ def test_index_command_reports_rejects(
     assert runner.invoke(app, ["stats", "--json"]).stdout.strip() == '{"products": 5}'
     assert runner.invoke(app, ["delete", "p0"]).exit_code == 0
     assert runner.invoke(app, ["stats", "--json"]).stdout.strip() == '{"products": 4}'
+
+
+def test_search_with_weights_negatives_aggregation_and_explain(env: None) -> None:
+    args = ["search", "item", "--anchor", "p0:2", "--anchor", "p4", "--negative", "p1"]
+    args += ["--weight", "visual=0.7", "--weight", "keyword=0.3", "--aggregation", "min"]
+    args += ["--keyword-norm", "rank", "--k", "5", "--offset", "1", "--window", "30"]
+    result = runner.invoke(app, [*args, "--explain", "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["anchors"] == ["p0", "p4"] and len(body["hits"]) == 5
+    assert all("explanation" in h for h in body["hits"])
+    assert {"p0", "p1", "p4"}.isdisjoint(h["id"] for h in body["hits"])
+    table = runner.invoke(app, [*args, "--explain"])
+    assert table.exit_code == 0 and "visual=" in table.output and "p1:" in table.output
+    similar = runner.invoke(app, ["similar", "p0", "--anchor", "p3", "--k", "3", "--json"])
+    assert json.loads(similar.stdout)["anchors"] == ["p0", "p3"]
+
+
+def test_bad_rerank_options_are_clear_errors(env: None) -> None:
+    result = runner.invoke(app, ["search", "x", "--anchor", "p0", "--weight", "colour=1"])
+    assert result.exit_code == 2 and "weight" in result.output
+    result = runner.invoke(app, ["search", "--anchor", "p0", "--aggregation", "median"])
+    assert result.exit_code == 2 and "aggregation" in result.output
