@@ -404,5 +404,36 @@ def evaluate_command(
     console.print(f"latency p50 {report.p50_ms:.2f} ms, p95 {report.p95_ms:.2f} ms")
 
 
+@app.command()
+def reindex(
+    model: Annotated[str, typer.Option("--model", help="The new image model (as in settings).")],
+    image_tensor: Annotated[
+        str | None, typer.Option("--image-tensor", help="TFLite tensor of the new model.")
+    ] = None,
+    text_model: Annotated[
+        str | None, typer.Option("--text-model", help="A new text model (default: unchanged).")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Products per batch.")] = None,
+    keep_old: Annotated[
+        bool, typer.Option("--keep-old", help="OpenSearch: keep the old index after the swap.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Blue/green re-index for a model change: build anew while serving, then switch."""
+    from indexer.reindex import reindex as run_reindex
+
+    report = _run(
+        lambda: run_reindex(Settings(), model, image_tensor, text_model, batch_size, keep_old)
+    )
+    data = report.to_dict()
+    if as_json:
+        sys.stdout.write(json.dumps(data) + "\n")
+        return
+    console.print(
+        f"reindexed {data['products']} products with {model} into {data['target']}; "
+        f"switched from {', '.join(report.previous) or 'nothing'}"
+    )
+
+
 if __name__ == "__main__":
     app()

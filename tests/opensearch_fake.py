@@ -85,6 +85,9 @@ class MiniCluster:
         if method == "HEAD":
             return (200 if self.resolve(name) else 404), None
         if method == "PUT":
+            if self.resolve(name):
+                err = {"type": "resource_already_exists_exception", "reason": name}
+                return 400, {"error": {**err, "root_cause": [err]}, "status": 400}
             self.indices[name] = {"mappings": body.get("mappings", {}), "docs": {}}
             for alias in body.get("aliases", {}):
                 self.aliases.setdefault(alias, set()).add(name)
@@ -183,6 +186,9 @@ class SpecConnection(Connection):
     """Validates each request against the spec, answers from ``cluster``, validates the answer."""
 
     cluster: MiniCluster = MiniCluster()
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     def perform_request(  # type: ignore[override]
         self,

@@ -39,9 +39,6 @@ class FrozenTime:
     def time_ns(self) -> int:
         return int(self.now * 1e9)
 
-    def strftime(self, fmt: str) -> str:
-        return "20231114221320"
-
 
 @pytest.fixture
 def cluster() -> MiniCluster:

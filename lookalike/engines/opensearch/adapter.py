@@ -25,6 +25,7 @@ from lookalike.engines.opensearch.errors import require_client, translated
 from lookalike.engines.opensearch.mapping import (
     add_vector_fields_body,
     dims_from_mapping,
+    new_index_name,
     plain_index_body,
     products_index_body,
     vector_field,
@@ -101,7 +102,7 @@ class OpenSearchEngine(Engine):
     def _ensure_products(self, dims: dict[str, int], models: dict[str, str]) -> None:
         known = self.dims()
         if not known and not self._exists(self.index):
-            name = f"{self.alias}-{time.strftime('%Y%m%d%H%M%S')}"
+            name = new_index_name(self.alias)
             body = products_index_body(dims, models, aliases=(self.alias,))
             with translated("index creation"):
                 self.client.indices.create(index=name, body=body)

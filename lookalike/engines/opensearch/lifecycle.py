@@ -4,11 +4,13 @@ then move the alias in one ``_aliases`` call (atomic for readers), and drop the 
 
 from __future__ import annotations
 
-import time
-
 from lookalike.engines.opensearch.adapter import OpenSearchEngine
 from lookalike.engines.opensearch.errors import translated
-from lookalike.engines.opensearch.mapping import alias_swap_actions, products_index_body
+from lookalike.engines.opensearch.mapping import (
+    alias_swap_actions,
+    new_index_name,
+    products_index_body,
+)
 
 
 def serving_indexes(engine: OpenSearchEngine) -> list[str]:
@@ -23,7 +25,7 @@ def create_green(
     engine: OpenSearchEngine, dims: dict[str, int], models: dict[str, str], suffix: str = ""
 ) -> OpenSearchEngine:
     """Create the next products index (not behind the alias) and an engine writing to it."""
-    name = f"{engine.alias}-{suffix or time.strftime('%Y%m%d%H%M%S')}"
+    name = f"{engine.alias}-{suffix}" if suffix else new_index_name(engine.alias)
     with translated("index creation"):
         engine.client.indices.create(index=name, body=products_index_body(dims, models))
     return OpenSearchEngine(client=engine.client, prefix=engine.prefix, target=name)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import json
 import re
+import time
+import uuid
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,11 @@ def dims_from_mapping(mapping: JsonDict) -> dict[str, int]:
             if name.startswith(VECTOR_PREFIX) and field.get("type") == "knn_vector":
                 dims[name[len(VECTOR_PREFIX) :]] = int(field["dimension"])
     return dims
+
+
+def new_index_name(alias: str) -> str:
+    """A fresh concrete index name behind ``alias`` (time-ordered, never reused)."""
+    return f"{alias}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
 
 
 def alias_swap_actions(alias: str, old: list[str], new: str) -> JsonDict:

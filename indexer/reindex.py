@@ -1,0 +1,164 @@
+"""Blue/green re-indexing for a model change, on both engines.
+
+The catalogue is rebuilt from what the serving engine stores (every product's fields and
+image URIs) into a *green* target with the new model while the *blue* one keeps answering;
+then readers are switched in one atomic step:
+
+* OpenSearch: a new concrete index, then one ``_aliases`` call moves the products alias.
+* Embedded: a new data folder next to the old, then ``data_dir`` (a symlink to the live
+  folder) is replaced with ``os.replace`` (atomic rename). The first reindex turns a plain
+  ``data_dir`` folder into such a symlink (a brief rename window; see docs/opensearch.md).
+
+Writes that reach the blue target during the build are not copied: pause ingest, or re-run
+``lookalike index`` after the switch (fingerprints skip what is already current).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from indexer.context import build_context
+from indexer.pipeline import BatchReport, index_batch
+from indexer.vocabulary import fit_vocabulary
+from lookalike.documents import Product
+from lookalike.engines import Engine, open_engine
+from lookalike.errors import EngineError
+from lookalike.records import ProductRecord
+from lookalike.settings import Settings
+
+
+@dataclass
+class ReindexReport:
+    """What a blue/green reindex did."""
+
+    engine: str
+    model: str
+    target: str
+    products: int = 0
+    skipped: list[str] = field(default_factory=list)  # products with no image URI to re-read
+    batches: BatchReport = field(default_factory=BatchReport)
+    switched: bool = False
+    previous: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "engine": self.engine,
+            "model": self.model,
+            "target": self.target,
+            "products": self.products,
+            "skipped": self.skipped,
+            "switched": self.switched,
+            "previous": self.previous,
+            **self.batches.to_dict(),
+        }
+
+
+def record_of(product: Product) -> ProductRecord | None:
+    """The catalogue record a stored product came from (None without image URIs)."""
+    uris = [i.uri for i in sorted(product.images, key=lambda i: i.position) if i.uri]
+    if not uris:
+        return None
+    return ProductRecord(
+        id=product.id,
+        title=product.title,
+        description=product.description,
+        brand=product.brand,
+        category=product.category,
+        color=product.color,
+        price=product.price,
+        attributes=product.attributes,
+        images=uris,
+    )
+
+
+def stored_records(engine: Engine, size: int, skipped: list[str]) -> Iterator[list[ProductRecord]]:
+    """Every stored product as records, in batches (ids without images go to ``skipped``)."""
+    ids = engine.all_ids()
+    for start in range(0, len(ids), size):
+        products = engine.get(ids[start : start + size])
+        batch = []
+        for pid in ids[start : start + size]:
+            record = record_of(products[pid]) if pid in products else None
+            if record is None:
+                skipped.append(pid)
+            else:
+                batch.append(record)
+        yield batch
+
+
+def _green_embedded(settings: Settings) -> tuple[Path, Path]:
+    """(live data_dir symlink, new versioned folder), converting a plain folder once."""
+    live = Path(settings.data_dir).absolute()
+    if live.exists() and not live.is_symlink():
+        first = live.with_name(f"{live.name}.v{time.strftime('%Y%m%d%H%M%S')}-0")
+        os.rename(live, first)
+        os.symlink(first.name, live)
+    return live, live.with_name(f"{live.name}.v{time.strftime('%Y%m%d%H%M%S')}")
+
+
+def reindex(
+    settings: Settings,
+    image_model: str,
+    image_tensor: str | None = None,
+    text_model: str | None = None,
+    batch_size: int | None = None,
+    keep_old: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ReindexReport:
+    """Rebuild every product with ``image_model`` into a new target, then switch atomically."""
+    new_settings = settings.model_copy(
+        update={
+            "image_model": image_model,
+            "image_tensor": image_tensor,
+            "text_model": text_model or settings.text_model,
+        }
+    )
+    size = batch_size or settings.batch_size
+    blue = open_engine(settings)
+    try:
+        if settings.engine == "opensearch":
+            from lookalike.engines.opensearch.lifecycle import create_green, switch_alias
+
+            green: Engine = create_green(blue, {}, {"image": image_model})  # type: ignore[arg-type]
+            target = green.index  # type: ignore[attr-defined]
+        else:
+            from lookalike.engines.embedded import EmbeddedEngine
+
+            blue.close()
+            live, folder = _green_embedded(settings)
+            blue = EmbeddedEngine(live, ann_threshold=settings.ann_threshold)
+            green, target = (
+                EmbeddedEngine(folder, ann_threshold=settings.ann_threshold),
+                str(folder),
+            )
+        report = ReindexReport(settings.engine, image_model, target)
+        ctx = build_context(new_settings, engine=green)
+        for batch in stored_records(blue, size, report.skipped):
+            report.batches.add(index_batch(batch, ctx, fit_vocabulary(green, batch)))
+            report.products += len(batch)
+            if progress:
+                progress(len(batch))
+        green.refresh()
+        if report.batches.failed or green.count() != report.products:
+            raise EngineError(
+                "reindex incomplete: the old index keeps serving",
+                failed=len(report.batches.failed),
+                indexed=green.count(),
+                expected=report.products,
+            )
+        if settings.engine == "opensearch":
+            report.previous = switch_alias(blue, target, drop_old=not keep_old)  # type: ignore[arg-type]
+        else:
+            report.previous = [os.readlink(live)]
+            tmp = live.with_name(f".{live.name}.switch")
+            os.symlink(Path(target).name, tmp)
+            os.replace(tmp, live)  # atomic: readers see the old folder or the new one
+        report.switched = True
+        green.close()
+        return report
+    finally:
+        blue.close()

@@ -1,0 +1,81 @@
+"""Blue/green reindexing for a model change on both engines (model-free baselines as the
+"old" and "new" models, so no weights are needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from indexer.context import build_context
+from indexer.reindex import reindex
+from indexer.run import index_catalogue
+from lookalike.engines import open_engine
+from lookalike.settings import Settings
+from tests.conftest import make_records, write_catalogue
+
+
+def _settings(data_dir: Path, **extra: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "image_model": "pixels",
+        "text_model": "none",
+        **extra,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _index(settings: Settings, folder: Path, n: int = 6) -> None:
+    catalogue = write_catalogue(folder, make_records(n))
+    ctx = build_context(settings)
+    try:
+        index_catalogue(catalogue, ctx)
+    finally:
+        ctx.engine.close()
+
+
+def test_embedded_blue_green(tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "data")
+    _index(settings, tmp_path / "cat")
+    with open_engine(settings) as eng:
+        old_model = eng.get(["p0"])["p0"].models["image"]
+    report = reindex(settings, "color-histogram")
+    assert report.switched and report.products == 6 and not report.skipped
+    live = tmp_path / "data"
+    assert live.is_symlink() and Path(report.target).name == str(live.readlink())
+    assert (tmp_path / report.previous[0]).is_dir()  # the old folder is kept for rollback
+    with open_engine(settings) as eng:
+        assert eng.all_ids() == [f"p{i}" for i in range(6)]
+        model = eng.get(["p0"])["p0"].models["image"]
+        assert model != old_model and model.startswith("color-histogram")
+        assert eng.knn(eng.vectors(["p1"])["p1"], 1)[0].id == "p1"
+    again = reindex(settings, "pixels")  # a second switch replaces the symlink atomically
+    assert again.switched and Path(again.target).name == str(live.readlink())
+
+
+def test_opensearch_blue_green(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("opensearchpy")
+    spec = pytest.importorskip("tests.opensearch_spec")
+    if not spec.SPEC_PATH.is_file():
+        pytest.skip(f"OpenSearch spec not found at {spec.SPEC_PATH}")
+    import indexer.reindex as reindex_mod
+    from lookalike.engines.opensearch.adapter import OpenSearchEngine
+    from tests.opensearch_fake import MiniCluster, fake_client
+
+    cluster = MiniCluster()
+    monkeypatch.setattr(
+        reindex_mod, "open_engine", lambda s: OpenSearchEngine(client=fake_client(cluster))
+    )
+    monkeypatch.setattr(
+        "indexer.context.open_engine", lambda s: OpenSearchEngine(client=fake_client(cluster))
+    )
+    settings = _settings(tmp_path / "unused", engine="opensearch")
+    _index(settings, tmp_path / "cat", n=4)
+    blue = sorted(cluster.aliases["lookalike-products"])
+    report = reindex(settings, "color-histogram")
+    assert report.switched and report.previous == blue
+    (green,) = cluster.aliases["lookalike-products"]
+    assert green == report.target and blue[0] not in cluster.indices
+    _, source = cluster.indices[green]["docs"]["p0"]
+    assert source["models"]["image"].startswith("color-histogram")
+    assert cluster.indices[green]["mappings"]["properties"]["vec_image"]["type"] == "knn_vector"
