@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path("lookalike-data"), description="Where the embedded engine keeps its files."
     )
-    engine: str = Field("embedded", description="Search engine backend: `embedded` or `opensearch`.")
+    engine: str = Field(
+        "embedded", description="Search engine backend: `embedded` or `opensearch`."
+    )
     image_model: str = Field(
         "clip-ViT-B-32",
         description="Image model: a sentence-transformers hub name, a local model folder, "

@@ -21,9 +21,7 @@ def create_engine(name: str, data_dir: Path | str, **options: object) -> Engine:
         from lookalike.engines.opensearch import OpenSearchEngine
 
         return OpenSearchEngine(**options)  # type: ignore[arg-type]
-    raise ConfigError(
-        f"unknown engine {name!r}: expected 'embedded' or 'opensearch'", engine=name
-    )
+    raise ConfigError(f"unknown engine {name!r}: expected 'embedded' or 'opensearch'", engine=name)
 
 
 def open_engine(settings: Settings) -> Engine:
