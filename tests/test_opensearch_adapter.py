@@ -154,6 +154,22 @@ def test_blue_green_alias_swap(engine: OpenSearchEngine, cluster: MiniCluster) -
     assert [next(iter(a)) for a in swap["actions"]] == ["remove", "add"]
 
 
+def test_transport_catches_a_broken_body(
+    engine: OpenSearchEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine.upsert(docs(1))
+    real = adapter_mod.q.knn_body
+
+    def broken(*args: Any) -> dict[str, Any]:
+        body = real(*args)
+        body["query"]["knn"]["vec_image"]["k"] = "many"
+        return body
+
+    monkeypatch.setattr(adapter_mod.q, "knn_body", broken)
+    with pytest.raises(spec.SpecViolation, match="knn/vec_image/k"):
+        engine.knn(np.ones(16, dtype=np.float32), 3)
+
+
 def test_errors_are_translated() -> None:
     eng = OpenSearchEngine(url="http://127.0.0.1:9", max_retries=0)
     with pytest.raises(EngineError):

@@ -242,6 +242,8 @@ class OpenSearchEngine(Engine):
         }
 
     def vectors(self, ids: Sequence[str], space: str = "image") -> dict[str, np.ndarray]:
+        if space not in self.dims():
+            return {}
         field = vector_field(space)
         found = self._mget(self.index, ids, _source_includes=field)
         return {
