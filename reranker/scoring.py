@@ -49,6 +49,9 @@ def pad_rows(rows: Sequence[np.ndarray], dim: int | None = None) -> np.ndarray:
 
 def cosine_matrix(candidates: np.ndarray, anchors: np.ndarray) -> np.ndarray:
     """``s[i, j] = c_i · a_j`` for unit rows (the two matrices are padded to one width)."""
+    if candidates.shape[1] == anchors.shape[1]:
+        same: np.ndarray = np.asarray(candidates, np.float64) @ np.asarray(anchors, np.float64).T
+        return same
     width = max(candidates.shape[1], anchors.shape[1])
     c = np.zeros((candidates.shape[0], width))
     c[:, : candidates.shape[1]] = candidates
