@@ -6,9 +6,12 @@ loading models is the slow part.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from lookalike.engines import Engine, open_engine
+from lookalike.netguard import Resolver, split_list
 from lookalike.settings import Settings
 from lookalike.vectorizers import create_image_vectorizer, create_text_embedder
 from lookalike.vectorizers.base import ImageVectorizer, TextEmbedder
@@ -21,6 +24,9 @@ class IndexContext:
     text_embedder: TextEmbedder | None
     image_timeout: float = 10.0
     image_max_bytes: int = 20_000_000
+    allowed_hosts: tuple[str, ...] = ()
+    image_roots: tuple[Path, ...] = ()
+    resolve: Resolver | None = field(default=None, repr=False)  # tests fake DNS here
 
 
 def build_context(settings: Settings, engine: Engine | None = None) -> IndexContext:
@@ -31,4 +37,6 @@ def build_context(settings: Settings, engine: Engine | None = None) -> IndexCont
         text_embedder=create_text_embedder(settings.text_model),
         image_timeout=settings.image_timeout,
         image_max_bytes=settings.image_max_bytes,
+        allowed_hosts=tuple(split_list(settings.image_allowed_hosts)),
+        image_roots=tuple(Path(p) for p in split_list(settings.image_roots, os.pathsep)),
     )

@@ -73,7 +73,15 @@ def product_text(record: ProductRecord) -> str:
 
 def _fetch(ctx: IndexContext, source: str) -> tuple[str, bytes | ImageError]:
     try:
-        return source, fetch_bytes(source, timeout=ctx.image_timeout, max_bytes=ctx.image_max_bytes)
+        data = fetch_bytes(
+            source,
+            timeout=ctx.image_timeout,
+            max_bytes=ctx.image_max_bytes,
+            allowed_hosts=ctx.allowed_hosts,
+            resolve=ctx.resolve,
+            roots=ctx.image_roots,
+        )
+        return source, data
     except ImageError as exc:
         return source, exc
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lookalike.errors import ImageError
+from lookalike.netguard import Resolver, URLGuard, check_path
 
 # Only these decoders are ever tried: no EPS (Ghostscript), PSD, ICO ... parsers on untrusted bytes.
 ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
@@ -26,6 +29,9 @@ ALLOWED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 _DECODED_FORMATS = frozenset(ALLOWED_FORMATS) | {"MPO"}
 MAX_REDIRECTS = 5
 DEFAULT_MAX_BYTES = 20_000_000
+# Pixels decoded at most (after JPEG draft scaling): 40 MP is ~120 MB as RGB, which bounds a
+# worker's memory per image well below Pillow's own bomb limit (~89 MP, ~270 MB).
+MAX_PIXELS = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -55,23 +61,27 @@ def read_bytes(
     max_bytes: int = DEFAULT_MAX_BYTES,
     allow_local: bool = True,
     client: httpx.Client | None = None,
+    allowed_hosts: Sequence[str] = (),
+    resolve: Resolver | None = None,
+    roots: Sequence[Path] = (),
 ) -> bytes:
     """Raw bytes of a local file or an http(s) URL, at most ``max_bytes`` of them.
 
     ``allow_local=False`` refuses file paths (for sources that come from untrusted requests).
+    URLs must reach public addresses unless their host is in ``allowed_hosts``; local paths
+    must lie inside ``roots`` when roots are given (see :mod:`lookalike.netguard`).
     """
     source = str(source)
     if is_url(source):
-        scheme = source.split("://", 1)[0].lower()
-        if scheme not in ("http", "https"):
-            raise ImageError(f"unsupported URL scheme {scheme!r} in {source}", source=source)
+        guard = URLGuard(allowed_hosts, resolve)
+        guard.check(source)  # scheme and address, before any client exists
         if client is not None:
-            return _fetch(client, source, timeout, max_bytes)
+            return _fetch(client, source, timeout, max_bytes, guard)
         with _new_client(timeout) as own:
-            return _fetch(own, source, timeout, max_bytes)
+            return _fetch(own, source, timeout, max_bytes, guard)
     if not allow_local:
         raise ImageError(f"local paths are not allowed here: {source}", source=source)
-    return _read_file(source, base_dir, max_bytes)
+    return _read_file(source, base_dir, max_bytes, roots)
 
 
 fetch_bytes = read_bytes  # the name the indexer pipeline imports
@@ -96,6 +106,11 @@ def decode_image(
                 if target_size is not None:
                     # JPEG only: decode at a reduced DCT scale, never below target_size.
                     img.draft("RGB", target_size)
+                width, height = img.size
+                if width * height > MAX_PIXELS:  # only the first frame is ever decoded
+                    raise Image.DecompressionBombError(
+                        f"{width}x{height} pixels is over the {MAX_PIXELS} pixel limit"
+                    )
                 img.load()
                 upright = ImageOps.exif_transpose(img) or img
                 return _to_rgb(upright)
@@ -125,6 +140,9 @@ def load_image(
     target_size: tuple[int, int] | None = (224, 224),
     allow_local: bool = True,
     client: httpx.Client | None = None,
+    allowed_hosts: Sequence[str] = (),
+    resolve: Resolver | None = None,
+    roots: Sequence[Path] = (),
 ) -> LoadedImage:
     """Read, hash and decode one image; raises :class:`ImageError` on any failure."""
     data = read_bytes(
@@ -134,6 +152,9 @@ def load_image(
         max_bytes=max_bytes,
         allow_local=allow_local,
         client=client,
+        allowed_hosts=allowed_hosts,
+        resolve=resolve,
+        roots=roots,
     )
     image = decode_image(data, str(source), target_size)
     return LoadedImage(image=image, hash=hash_bytes(data), source=str(source))
@@ -147,6 +168,9 @@ def load_images(
     max_bytes: int = DEFAULT_MAX_BYTES,
     target_size: tuple[int, int] | None = (224, 224),
     allow_local: bool = True,
+    allowed_hosts: Sequence[str] = (),
+    resolve: Resolver | None = None,
+    roots: Sequence[Path] = (),
 ) -> list[LoadedImage | ImageError]:
     """Load several images in order; a failure is returned in its slot instead of raised."""
     results: list[LoadedImage | ImageError] = []
@@ -161,6 +185,9 @@ def load_images(
                     target_size=target_size,
                     allow_local=allow_local,
                     client=client,
+                    allowed_hosts=allowed_hosts,
+                    resolve=resolve,
+                    roots=roots,
                 )
             except ImageError as exc:
                 results.append(exc)
@@ -170,15 +197,21 @@ def load_images(
 
 
 def _new_client(timeout: float) -> httpx.Client:
-    return httpx.Client(follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=timeout)
+    """Redirects are followed by :func:`_fetch` (each hop re-checked); no proxies from the env."""
+    return httpx.Client(follow_redirects=False, timeout=timeout, trust_env=False)
 
 
-def _read_file(source: str, base_dir: Path | None, max_bytes: int) -> bytes:
+def _read_file(source: str, base_dir: Path | None, max_bytes: int, roots: Sequence[Path]) -> bytes:
     path = Path(source)
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
+    real = check_path(path, roots)
     try:
-        with path.open("rb") as fh:
+        # O_NONBLOCK: a FIFO swapped in after the check cannot block the open.
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ImageError(f"not a regular file: {source}", source=source)
             data = fh.read(max_bytes + 1)
     except OSError as exc:
         raise ImageError(
@@ -189,26 +222,46 @@ def _read_file(source: str, base_dir: Path | None, max_bytes: int) -> bytes:
     return data
 
 
-def _fetch(client: httpx.Client, url: str, timeout: float, max_bytes: int) -> bytes:
+def _pinned(client: httpx.Client, url: str, guard: URLGuard, timeout: float) -> httpx.Request:
+    """A GET for ``url`` sent to the address the guard vetted (no second DNS lookup).
+
+    The Host header and TLS server name keep the original host, so virtual hosts and
+    certificate checks work as if the name had been resolved normally.
+    """
+    checked = guard.check(url)
+    original = httpx.URL(url)
+    target = original.copy_with(host=checked.address)
+    return client.build_request(
+        "GET",
+        target,
+        headers={"Host": original.netloc.decode("ascii")},
+        extensions={"sni_hostname": checked.host},
+        timeout=timeout,
+    )
+
+
+def _fetch(
+    client: httpx.Client, url: str, timeout: float, max_bytes: int, guard: URLGuard
+) -> bytes:
     """GET with the size cap enforced while streaming and an overall deadline.
 
     httpx timeouts apply per network operation; the deadline also stops a server that trickles.
+    Redirects are followed here, at most ``MAX_REDIRECTS``, each target checked again.
     """
     deadline = time.monotonic() + timeout
+    current = url
     try:
-        with client.stream("GET", url, timeout=timeout) as resp:
-            resp.raise_for_status()
-            declared = resp.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise ImageError(f"image at {url} is larger than {max_bytes} bytes", source=url)
-            buf = bytearray()
-            for chunk in resp.iter_bytes():
-                buf += chunk
-                if len(buf) > max_bytes:
-                    raise ImageError(f"image at {url} is larger than {max_bytes} bytes", source=url)
-                if time.monotonic() > deadline:
-                    raise ImageError(f"timed out after {timeout}s downloading {url}", source=url)
-            return bytes(buf)
+        for _hop in range(MAX_REDIRECTS + 1):
+            remaining = max(0.001, deadline - time.monotonic())
+            resp = client.send(_pinned(client, current, guard, remaining), stream=True)
+            try:
+                if resp.is_redirect:
+                    current = str(httpx.URL(current).join(resp.headers["location"]))
+                    continue
+                return _read_body(resp, url, timeout, max_bytes, deadline)
+            finally:
+                resp.close()
+        raise ImageError(f"more than {MAX_REDIRECTS} redirects for {url}", source=url)
     except httpx.TimeoutException:
         raise ImageError(f"timed out after {timeout}s downloading {url}", source=url) from None
     except httpx.HTTPStatusError as exc:
@@ -217,10 +270,29 @@ def _fetch(client: httpx.Client, url: str, timeout: float, max_bytes: int) -> by
             source=url,
             status_code=exc.response.status_code,
         ) from None
-    except httpx.TooManyRedirects:
-        raise ImageError(f"more than {MAX_REDIRECTS} redirects for {url}", source=url) from None
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+    except ImageError as exc:
+        if exc.details.get("source") != url:  # a refused redirect hop: name the catalogue URL
+            raise ImageError(f"{exc.message} (redirected from {url})", source=url) from None
+        raise
+    except (httpx.HTTPError, httpx.InvalidURL, KeyError) as exc:
         raise ImageError(f"cannot download {url}: {exc}", source=url) from None
+
+
+def _read_body(
+    resp: httpx.Response, url: str, timeout: float, max_bytes: int, deadline: float
+) -> bytes:
+    resp.raise_for_status()
+    declared = resp.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise ImageError(f"image at {url} is larger than {max_bytes} bytes", source=url)
+    buf = bytearray()
+    for chunk in resp.iter_bytes():
+        buf += chunk
+        if len(buf) > max_bytes:
+            raise ImageError(f"image at {url} is larger than {max_bytes} bytes", source=url)
+        if time.monotonic() > deadline:
+            raise ImageError(f"timed out after {timeout}s downloading {url}", source=url)
+    return bytes(buf)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

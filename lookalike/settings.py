@@ -75,6 +75,22 @@ class Settings(BaseSettings):
     image_max_bytes: int = Field(
         20_000_000, gt=0, description="Largest image file or download accepted, in bytes."
     )
+    image_allowed_hosts: str = Field(
+        "",
+        description="Comma-separated image hosts (names, IPs or CIDRs) trusted although they "
+        "resolve to private or loopback addresses; all others must be public.",
+    )
+    image_roots: str = Field(
+        "",
+        description="Folders (separated by `:`) local image paths must resolve inside; empty: "
+        "any regular file the catalogue names.",
+    )
+    visibility_timeout: int = Field(
+        7200,
+        ge=1,
+        description="Seconds before Redis redelivers an unacknowledged indexing job "
+        "(longer than any job).",
+    )
     candidates: int = Field(
         1000, ge=1, le=10_000, description="Keyword candidate window re-ranked by anchors."
     )

@@ -173,6 +173,7 @@ def test_load_images_never_raises(tmp_path: Path) -> None:
 # -- http(s) ---------------------------------------------------------------------------------------
 
 IMAGE = jpeg_bytes((50, 70), color="purple")
+LOCAL = ("127.0.0.1",)  # the test server is trusted explicitly: loopback is refused by default
 BIG = 50_000  # bytes served by the oversize endpoints; tests cap at 10_000
 
 
@@ -248,13 +249,13 @@ def server() -> Iterator[str]:
 
 
 def test_http_image(server: str) -> None:
-    loaded = load_image(f"{server}/img.jpg")
+    loaded = load_image(f"{server}/img.jpg", allowed_hosts=LOCAL)
     assert loaded.image.size == (50, 70) and loaded.hash == hash_bytes(IMAGE)
     assert loaded.source == f"{server}/img.jpg"
 
 
 def test_http_redirect_is_followed(server: str) -> None:
-    assert load_image(f"{server}/redirect").hash == hash_bytes(IMAGE)
+    assert load_image(f"{server}/redirect", allowed_hosts=LOCAL).hash == hash_bytes(IMAGE)
 
 
 @pytest.mark.parametrize(
@@ -269,7 +270,7 @@ def test_http_redirect_is_followed(server: str) -> None:
 )
 def test_http_failures(server: str, path: str, message: str) -> None:
     with pytest.raises(ImageError, match=message) as info:
-        load_image(server + path, max_bytes=10_000)
+        load_image(server + path, max_bytes=10_000, allowed_hosts=LOCAL)
     assert str(info.value.details["source"]) == server + path
 
 
@@ -277,11 +278,13 @@ def test_http_failures(server: str, path: str, message: str) -> None:
 def test_http_timeouts(server: str, path: str) -> None:
     started = time.monotonic()
     with pytest.raises(ImageError, match="timed out"):
-        load_image(server + path, timeout=0.3)
+        load_image(server + path, timeout=0.3, allowed_hosts=LOCAL)
     assert time.monotonic() - started < 1.5
 
 
 def test_load_images_mixes_http_and_files(server: str, tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(png_bytes())
-    out = load_images([f"{server}/img.jpg", "a.png", f"{server}/missing"], base_dir=tmp_path)
+    out = load_images(
+        [f"{server}/img.jpg", "a.png", f"{server}/missing"], base_dir=tmp_path, allowed_hosts=LOCAL
+    )
     assert [type(r).__name__ for r in out] == ["LoadedImage", "LoadedImage", "ImageError"]
