@@ -10,6 +10,7 @@ from typing import Any
 
 from indexer.celery_app import app
 from indexer.context import IndexContext, build_context
+from indexer.deadletter import GuardedTask
 from indexer.pipeline import index_batch
 from lookalike.errors import EngineError
 from lookalike.records import ProductRecord
@@ -23,6 +24,7 @@ def worker_context() -> IndexContext:
 
 @app.task(
     name="lookalike.index_batch",
+    base=GuardedTask,
     bind=True,
     autoretry_for=(EngineError,),
     retry_backoff=True,
@@ -34,6 +36,6 @@ def index_batch_task(self: Any, records: list[dict[str, Any]]) -> dict[str, obje
     return index_batch(batch, worker_context()).to_dict()
 
 
-@app.task(name="lookalike.delete_products")
+@app.task(name="lookalike.delete_products", base=GuardedTask)
 def delete_products_task(ids: list[str]) -> int:
     return worker_context().engine.delete(ids)

@@ -1,0 +1,91 @@
+"""At-least-once ingest: kill -9 workers mid-batch, poison messages, idempotent redelivery."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from indexer.deadletter import MAX_DELIVERIES, dead_letters
+from indexer.run import batches
+from indexer.vocabulary import fit_vocabulary
+from lookalike.engines import open_engine
+from tests.conftest import make_records, model_settings, write_catalogue
+from tests.test_reliability_support import (
+    Worker,
+    broker_state,
+    db_count,
+    private_broker,
+    producer,
+    wait_until,
+    worker_env,
+)
+
+pytestmark = pytest.mark.slow
+
+N = 1000
+BATCH = 20
+VISIBILITY = 10  # s: batches take ~1 s here; production keeps 7200
+
+
+def test_worker_kills_lose_nothing_and_repeat_nothing(tmp_path: Path, mobilenet_path: Path) -> None:
+    queue = f"kill-{uuid.uuid4().hex[:8]}"
+    broker = private_broker(queue)
+    data = tmp_path / "data"
+    catalogue = write_catalogue(tmp_path / "catalogue", make_records(N))
+    with open_engine(model_settings(data)) as engine:  # type: ignore[arg-type]
+        fit_vocabulary(engine, (r for b in batches(catalogue, None, BATCH, []) for r in b))
+    sender = producer(broker)
+    for batch in batches(catalogue, None, BATCH, []):
+        records = [r.model_dump(mode="json") for r in batch]
+        sender.send_task("lookalike.index_batch", args=[records], queue=queue)
+
+    env = worker_env(broker, data, VISIBILITY)
+    log = tmp_path / "worker.log"
+    worker = Worker("indexer.celery_app", queue, env, log, concurrency=2)
+    try:
+        wait_until(lambda: db_count(data) >= 200, 180, "200 products before the first kill")
+        worker.kill_pool_process()  # the pool process dies: its job is rejected and requeued
+        wait_until(lambda: db_count(data) >= 500, 180, "500 products before the second kill")
+        worker.kill_all()  # the whole worker dies: its jobs wait in Redis's unacked set
+        at_kill = db_count(data)
+        worker.stop()
+        worker = Worker("indexer.celery_app", queue, env, log, concurrency=2)
+        took = wait_until(
+            lambda: db_count(data) >= N,
+            240,
+            f"all {N} products after restart",
+            lambda: f"{db_count(data)} indexed; broker: {broker_state(broker)}",
+        )
+    finally:
+        worker.stop()
+    assert 500 <= at_kill < N, "the second kill came after the batch had finished"
+    revisions = db_count(data, "SELECT count(*) FROM products WHERE revision != 1")
+    writes = db_count(data, "SELECT count(*) FROM changes")
+    assert (db_count(data), revisions, writes) == (N, 0, N)  # each product written once
+    print(
+        f"\n{N}/{N} indexed once after 2 kills (whole worker at {at_kill}; {took:.0f}s to finish)"
+    )
+    text = log.read_text()
+    assert "WorkerLostError" in text or "SIGKILL" in text  # the pool kill was seen
+
+
+def test_poison_message_is_dead_lettered_and_queue_drains(tmp_path: Path) -> None:
+    queue = f"poison-{uuid.uuid4().hex[:8]}"
+    broker = private_broker(queue)
+    sender = producer(broker)
+    poison = sender.send_task("test.crash", args=["boom"], queue=queue)
+    good = [sender.send_task("test.ok", args=[i], queue=queue) for i in range(20)]
+    env = worker_env(broker, tmp_path / "data", 60)
+    worker = Worker("tests.test_reliability_app", queue, env, tmp_path / "w.log", concurrency=1)
+    try:
+        assert [r.get(timeout=120) for r in good] == list(range(20))
+        wait_until(lambda: bool(dead_letters(broker)), 120, "the dead-letter record")
+        with pytest.raises(Exception, match="dead-lettered"):
+            poison.get(timeout=60)
+    finally:
+        worker.stop()
+    [record] = dead_letters(broker)
+    assert record["task_id"] == poison.id and record["task"] == "test.crash"
+    assert record["deliveries"] == MAX_DELIVERIES and record["args"] == ["boom"]
