@@ -73,8 +73,7 @@ def read_bytes(
     """
     source = str(source)
     if is_url(source):
-        guard = URLGuard(allowed_hosts, resolve)
-        guard.check(source)  # scheme and address, before any client exists
+        guard = URLGuard(allowed_hosts, resolve)  # each hop is resolved and checked once
         if client is not None:
             return _fetch(client, source, timeout, max_bytes, guard)
         with _new_client(timeout) as own:
