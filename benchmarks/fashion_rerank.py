@@ -8,6 +8,7 @@ keyword order alone and for the same query re-ranked against the anchor. Both fi
 
     .venv/bin/python benchmarks/fashion_rerank.py [--limit N] [--text-model none]
         [--data-dir DIR]   # keep (or reuse) the index between runs
+        [--pca 640,320,128]  # also: "more like this" quality against the PCA dimension
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from indexer.context import build_context  # noqa: E402
 from indexer.run import index_catalogue  # noqa: E402
 from lookalike.datasets import convert_dataset  # noqa: E402
 from lookalike.engines import Engine, open_engine  # noqa: E402
+from lookalike.pca import fit  # noqa: E402
 from lookalike.settings import Settings  # noqa: E402
 from reranker import Anchor, RerankRequest, run  # noqa: E402
 
@@ -83,6 +85,36 @@ def evaluate(engine: Engine, names: list[str], anchors_per_query: int, k: int) -
     return results
 
 
+def pca_quality(engine: Engine, dims: list[int], k: int) -> list[tuple[str, float, float]]:
+    """Leave-one-out "more like this" precision@k (category, colour) of the image vectors,
+    full and PCA-reduced (fitted on the whole catalogue, as ``lookalike.pca.fit_engine`` does).
+    """
+    ids = engine.all_ids()
+    found = engine.vectors(ids, "image")
+    ids = [i for i in ids if i in found]
+    x = np.stack([found[i] for i in ids])
+    products = engine.get(ids)
+    cats = np.array([products[i].category or "" for i in ids])
+    cols = np.array([products[i].color or "" for i in ids])
+    rows = []
+    for dim in [x.shape[1], *dims]:
+        y = x if dim == x.shape[1] else fit(x, dim, "image").reduce(x)
+        cat_hits = col_hits = 0.0
+        for start in range(0, len(ids), 1000):
+            sims = y[start : start + 1000] @ y.T
+            for r in range(sims.shape[0]):
+                sims[r, start + r] = -np.inf  # the anchor itself
+            top = np.argpartition(-sims, k, axis=1)[:, :k]
+            own = np.arange(start, start + sims.shape[0])[:, None]
+            cat_hits += float(np.sum(cats[top] == cats[own]))
+            col_hits += float(np.sum(cols[top] == cols[own]))
+        n = len(ids) * k
+        rows.append(
+            (f"{dim}-d" + (" (full)" if dim == x.shape[1] else ""), cat_hits / n, col_hits / n)
+        )
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", type=Path, default=SHARED / "datasets" / "fashion-10k")
@@ -96,6 +128,7 @@ def main() -> int:
     ap.add_argument("--min-products", type=int, default=30)
     ap.add_argument("--anchors", type=int, default=10, help="anchors per query")
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--pca", default="", help="comma-separated PCA dimensions to measure")
     args = ap.parse_args()
     if not args.dataset.is_dir() or not args.model.is_file():
         print(f"skipped: {args.dataset} or {args.model} is absent (../shared holds them)")
@@ -135,6 +168,14 @@ def main() -> int:
         print(f"| {variant} | {cat:.3f} | {col:.3f} | **{both:.3f}** |")
     p50, p95 = np.percentile(latency, [50, 95])
     print(f"re-ranked query latency p50 / p95: {p50:.1f} / {p95:.1f} ms")
+    if args.pca:
+        dims = [int(d) for d in args.pca.split(",")]
+        with open_engine(settings) as engine, threadpool_limits(2):
+            table = pca_quality(engine, dims, args.k)
+        print(f"\n| image vectors | more-like-this P@{args.k} category | P@{args.k} colour |")
+        print("| --- | --- | --- |")
+        for name, cat, col in table:
+            print(f"| {name} | {cat:.3f} | {col:.3f} |")
     tmp.cleanup()
     return 0
 
