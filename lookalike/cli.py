@@ -286,6 +286,23 @@ def search(
         _print_explanations(data)
 
 
+@app.command(name="pca")
+def pca_fit(
+    dim: Annotated[int, typer.Option("--dim", help="Dimensions to keep.")],
+    space: Annotated[str, typer.Option("--space", help="Vector space to fit.")] = "image",
+    sample: Annotated[int, typer.Option("--sample", help="Products to fit on.")] = 50_000,
+) -> None:
+    """Fit a PCA on the catalogue's vectors and store it with the model (smaller vectors)."""
+    from lookalike.engines import open_engine
+    from lookalike.pca import fit_engine
+
+    with _errors(), open_engine(Settings()) as engine:
+        fitted = fit_engine(engine, space, dim, sample)
+    console.print(
+        f"stored PCA {fitted.tag}: {dim} dimensions keep {fitted.explained:.1%} of the variance"
+    )
+
+
 @app.command()
 def delete(ids: Annotated[list[str], typer.Argument(help="Product ids to delete.")]) -> None:
     """Delete products by id."""
