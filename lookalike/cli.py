@@ -385,14 +385,31 @@ def evaluate_command(
     ] = None,
     k: Annotated[int, typer.Option("--k", "-k", help="Cut-off rank.")] = 10,
     limit: Annotated[int | None, typer.Option(help="Evaluate only the first N anchors.")] = None,
+    weights: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--weight",
+            "-w",
+            help="SIGNAL=WEIGHT overriding a default (repeatable), "
+            "e.g. text=0 to judge the image model alone.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate "more like this": precision@k, recall@k, nDCG@k and MRR, per label value."""
     from lookalike.engines import open_engine
     from lookalike.evaluation import evaluate
+    from reranker import parse_weights
 
     with _errors(), open_engine(Settings()) as engine:
-        report = evaluate(engine, labels or ([] if golden else ["category"]), k, golden, limit)
+        report = evaluate(
+            engine,
+            labels or ([] if golden else ["category"]),
+            k,
+            golden,
+            limit,
+            parse_weights(weights or []),
+        )
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict()) + "\n")
         return

@@ -21,7 +21,7 @@ import numpy as np
 from lookalike.engines import Engine
 from lookalike.errors import InvalidInput
 from lookalike.metrics import ndcg_at_k, precision_at_k, recall_at_k, reciprocal_rank
-from reranker import similar
+from reranker import Anchor, RerankRequest, run
 
 
 @dataclass
@@ -148,8 +148,14 @@ def score(
 Ranker = Callable[[str, int], list[str]]
 
 
-def engine_ranker(engine: Engine) -> Ranker:
-    return lambda anchor, k: [h.id for h in similar(engine, anchor, k).hits]
+def engine_ranker(engine: Engine, weights: dict[str, float] | None = None) -> Ranker:
+    """ "More like this" through the reranker, with the default or the given signal weights."""
+
+    def rank(anchor: str, k: int) -> list[str]:
+        request = RerankRequest(anchors=(Anchor(anchor),), k=k, weights=dict(weights or {}))
+        return [h.id for h in run(engine, request).hits]
+
+    return rank
 
 
 def evaluate(
@@ -158,10 +164,14 @@ def evaluate(
     k: int = 10,
     golden: Path | None = None,
     limit: int | None = None,
-    ranker: Ranker | None = None,
+    weights: dict[str, float] | None = None,
 ) -> EvalReport:
-    """Evaluate "more like this" on the indexed catalogue (labels) or a golden set."""
-    rank = ranker or engine_ranker(engine)
+    """Evaluate "more like this" on the indexed catalogue (labels) or a golden set.
+
+    ``weights`` overrides the reranker's signal weights (e.g. ``{"text": 0, "attributes": 0}``
+    for the image model alone: text and attributes may carry the very labels judged).
+    """
+    rank = engine_ranker(engine, weights)
     with_vectors = engine.vectors(engine.all_ids())
     latencies: list[float] = []
 

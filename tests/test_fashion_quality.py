@@ -26,7 +26,8 @@ def test_more_like_this_precision_on_a_fashion_slice(tmp_path: Path) -> None:
     ctx = build_context(model_settings(tmp_path / "data"))  # type: ignore[arg-type]
     report = index_catalogue(catalogue, ctx, batch_size=128)
     assert report.batches.inserted == 2000 and not report.batches.image_errors
-    result = evaluate(ctx.engine, ["category"], k=10).overall
+    visual_only = {"text": 0.0, "attributes": 0.0, "keyword": 0.0}
+    result = evaluate(ctx.engine, ["category"], k=10, weights=visual_only).overall
     ctx.engine.close()
     assert result.queries == 2000
     assert result.precision >= 0.55, result
