@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from indexer.deadletter import MAX_DELIVERIES, dead_letters
+from indexer.deadletter import MAX_DELIVERIES, dead_letters, main
 from indexer.run import batches
 from indexer.vocabulary import fit_vocabulary
 from lookalike.engines import open_engine
@@ -71,7 +71,9 @@ def test_worker_kills_lose_nothing_and_repeat_nothing(tmp_path: Path, mobilenet_
     assert "WorkerLostError" in text or "SIGKILL" in text  # the pool kill was seen
 
 
-def test_poison_message_is_dead_lettered_and_queue_drains(tmp_path: Path) -> None:
+def test_poison_message_is_dead_lettered_and_queue_drains(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     queue = f"poison-{uuid.uuid4().hex[:8]}"
     broker = private_broker(queue)
     sender = producer(broker)
@@ -89,3 +91,5 @@ def test_poison_message_is_dead_lettered_and_queue_drains(tmp_path: Path) -> Non
     [record] = dead_letters(broker)
     assert record["task_id"] == poison.id and record["task"] == "test.crash"
     assert record["deliveries"] == MAX_DELIVERIES and record["args"] == ["boom"]
+    main([broker])  # python -m indexer.deadletter: one JSON line per dead letter
+    assert poison.id in capsys.readouterr().out
