@@ -169,8 +169,21 @@ def _hydrate(
     return hits
 
 
+def _keyword_explanation(score: float) -> dict[str, Any]:
+    """Without anchors the score is the raw BM25 (keyword order alone)."""
+    entry = {
+        "weight": 1.0,
+        "raw": float(score),
+        "value": float(score),
+        "contribution": float(score),
+    }
+    return {"signals": {"keyword": entry}, "anchors": {}, "negatives": {}}
+
+
 def run(engine: Engine, req: RerankRequest) -> SearchResult:
     """Answer one request: candidates, re-scoring against the anchors, a stable page."""
+    if req.negatives and not req.has_anchors:
+        raise InvalidInput("negatives need at least one anchor (or a query image)")
     ids_to_check = req.anchor_ids() + [n.id for n in req.negatives]
     need_image = req.effective_weights["visual"] > 0 or not req.query
     if ids_to_check:
@@ -183,25 +196,10 @@ def run(engine: Engine, req: RerankRequest) -> SearchResult:
         order = (
             rank_order(scores, [c.id for c in found])[page] if bm25 else np.arange(len(found))[page]
         )
-        expl: list[Any] = [
-            {
-                "signals": {
-                    "keyword": {
-                        "weight": 1.0,
-                        "raw": float(scores[i]),
-                        "value": float(scores[i]),
-                        "contribution": float(scores[i]),
-                    }
-                },
-                "anchors": {},
-                "negatives": {},
-            }
-            if req.explain
-            else None
-            for i in order
-        ]
+        expl: list[Any] = [_keyword_explanation(scores[i]) if req.explain else None for i in order]
         hits = _hydrate(engine, [found[i].id for i in order], [scores[i] for i in order], expl)
-        return SearchResult(hits, len(found), [])
+        total = len(found) if bm25 else engine.count(req.filters)  # browsing: the filtered set
+        return SearchResult(hits, total, [])
     scored = score_window(engine, req, found, bm25)
     order = scored.order()[page]
     expl = [scored.explain(int(i)) if req.explain else None for i in order]

@@ -151,6 +151,8 @@ def test_invalid_requests(kwargs: dict[str, object]) -> None:
 def test_unknown_and_imageless_anchors(engine: EmbeddedEngine) -> None:
     with pytest.raises(NotFound):
         run(engine, RerankRequest(anchors=(Anchor("p01"),), negatives=(Anchor("nope"),)))
+    with pytest.raises(InvalidInput, match="at least one anchor"):
+        run(engine, RerankRequest(query="red", negatives=(Anchor("p01"),)))
     with pytest.raises(InvalidInput, match="no image vector"):
         run(engine, RerankRequest(anchors=(Anchor("noimg"),)))
     # with keywords and no visual weight, an image-less anchor still works on its other signals
