@@ -154,6 +154,25 @@ def test_blue_green_alias_swap(engine: OpenSearchEngine, cluster: MiniCluster) -
     assert [next(iter(a)) for a in swap["actions"]] == ["remove", "add"]
 
 
+def test_growing_attribute_space_is_padded(engine: OpenSearchEngine, cluster: MiniCluster) -> None:
+    first, second, third = docs(3)
+    first.vectors["attributes"] = np.array([0.6, 0.8, 0, 0, 0], dtype=np.float32)
+    second.vectors["attributes"] = np.array([0, 0, 0, 0, 0, 0, 1], dtype=np.float32)
+    third.vectors["attributes"] = np.zeros(7, dtype=np.float32)  # no attributes known
+    engine.upsert([first])
+    engine.upsert([second, third])  # a grown vocabulary fits without a mapping change
+    assert engine.dims()["attributes"] == 256
+    assert not [p for m, p, _, _ in cluster.requests if p.endswith("/_mapping") and m == "PUT"]
+    stored = engine.vectors(["p0", "p1", "p2"], "attributes")
+    assert set(stored) == {"p0", "p1"} and stored["p1"].shape == (256,)
+    assert stored["p1"][6] == 1 and not stored["p1"][7:].any()
+    assert engine.knn(second.vectors["attributes"], 1, space="attributes")
+    third.vectors["attributes"] = np.ones(300, dtype=np.float32)
+    third.fingerprint = "fp-grown"
+    with pytest.raises(EngineError, match="reindex"):
+        engine.upsert([third])
+
+
 def test_transport_catches_a_broken_body(
     engine: OpenSearchEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -23,8 +23,10 @@ from lookalike.engines.base import Engine, UpsertResult
 from lookalike.engines.opensearch import queries as q
 from lookalike.engines.opensearch.errors import require_client, translated
 from lookalike.engines.opensearch.mapping import (
+    GROWING_SPACES,
     add_vector_fields_body,
     dims_from_mapping,
+    field_dimension,
     new_index_name,
     plain_index_body,
     products_index_body,
@@ -34,6 +36,7 @@ from lookalike.engines.opensearch.source import (
     cache_entries,
     cache_id,
     doc_vectors,
+    fit_dimension,
     image_matrix,
     to_product,
     to_source,
@@ -101,17 +104,26 @@ class OpenSearchEngine(Engine):
 
     def _ensure_products(self, dims: dict[str, int], models: dict[str, str]) -> None:
         known = self.dims()
+        want = {s: field_dimension(s, d) for s, d in dims.items()}
         if not known and not self._exists(self.index):
             name = new_index_name(self.alias)
-            body = products_index_body(dims, models, aliases=(self.alias,))
+            body = products_index_body(want, models, aliases=(self.alias,))
             with translated("index creation"):
                 self.client.indices.create(index=name, body=body)
-            self._dims = dict(dims)
+            self._dims = want
             return
-        new = {s: d for s, d in dims.items() if s not in known}
-        clash = {s: (known[s], d) for s, d in dims.items() if s in known and known[s] != d}
+        new = {s: want[s] for s in dims if s not in known}
+        clash = {
+            s: (known[s], d)
+            for s, d in dims.items()
+            if s in known and (d > known[s] if s in GROWING_SPACES else d != known[s])
+        }
         if clash:
-            raise EngineError(f"vector dimensions differ from the index: {clash}", clash=clash)
+            raise EngineError(
+                f"vector dimensions do not fit the index (index, new): {clash}; "
+                "run `lookalike reindex` to rebuild it",
+                clash=clash,
+            )
         if new:
             with translated("mapping update"):
                 self.client.indices.put_mapping(index=self.index, body=add_vector_fields_body(new))
@@ -168,7 +180,7 @@ class OpenSearchEngine(Engine):
         stored = self._mget(self.index, list(latest), _source_includes="fingerprint,revision")
         now = time.time()
         version_floor = time.time_ns() // 1000
-        actions: list[JsonDict] = []
+        plans: list[tuple[Document, int, int]] = []  # (doc, revision, version)
         inserted = updated = unchanged = 0
         dims: dict[str, int] = {}
         models: dict[str, str] = {}
@@ -180,8 +192,15 @@ class OpenSearchEngine(Engine):
             revision = int(old["_source"].get("revision", 0)) + 1 if old else 1
             inserted, updated = (inserted, updated + 1) if old else (inserted + 1, updated)
             version = max(version_floor, int(old["_version"]) + 1) if old else version_floor
-            dims.update({s: int(v.size) for s, v in vectors[pid].items()})
+            for space, vec in vectors[pid].items():
+                dims[space] = max(dims.get(space, 0), int(vec.size))
             models.update(doc.models)
+            plans.append((doc, revision, version))
+        if plans:
+            self._ensure_products(dims, models)
+        actions: list[JsonDict] = []
+        for doc, revision, version in plans:
+            pid = doc.id
             actions.append(
                 {
                     "_op_type": "index",
@@ -189,7 +208,7 @@ class OpenSearchEngine(Engine):
                     "_id": pid,
                     "version": version,
                     "version_type": "external",
-                    "_source": to_source(doc, revision, now),
+                    "_source": to_source(doc, revision, now, self.dims()),
                 }
             )
             for cid, entry in cache_entries(doc):
@@ -197,7 +216,6 @@ class OpenSearchEngine(Engine):
                     {"_op_type": "index", "_index": self.cache_index, "_id": cid, "_source": entry}
                 )
         if actions:
-            self._ensure_products(dims, models)
             self._ensure_plain(self.cache_index, "image_cache")
             failed = self._bulk(actions)
             if failed:
@@ -278,7 +296,8 @@ class OpenSearchEngine(Engine):
     ) -> list[Candidate]:
         if k <= 0 or space not in self.dims():
             return []
-        hits = self._search(q.knn_body(vector, k, filters, exclude, space))
+        query = fit_dimension(np.asarray(vector, np.float32).ravel(), self.dims()[space], space)
+        hits = self._search(q.knn_body(query, k, filters, exclude, space))
         return [Candidate(h["_id"], q.cosine_from_score(h["_score"])) for h in hits]
 
     def _ids(self, filters: Filter | None, limit: int) -> list[str]:

@@ -20,6 +20,10 @@ from lookalike.errors import ConfigError
 
 MAPPINGS_DIR = Path(__file__).resolve().parents[3] / "mappings"
 VECTOR_PREFIX = "vec_"
+# Spaces whose dimension grows (the attribute vocabulary): their knn_vector field is created
+# with spare capacity and shorter vectors are zero-padded (exact for cosine similarity).
+GROWING_SPACES = frozenset({"attributes"})
+MIN_CAPACITY = 256
 _SPACE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 JsonDict = dict[str, Any]
@@ -42,6 +46,13 @@ def vector_field(space: str) -> str:
     if not _SPACE.match(space):
         raise ConfigError(f"invalid vector space name {space!r}", space=space)
     return VECTOR_PREFIX + space
+
+
+def field_dimension(space: str, dim: int) -> int:
+    """The ``knn_vector`` dimension to create for a space first seen with ``dim`` values."""
+    if space not in GROWING_SPACES:
+        return dim
+    return max(MIN_CAPACITY, 1 << (2 * dim - 1).bit_length())
 
 
 def vector_mapping(dim: int) -> JsonDict:

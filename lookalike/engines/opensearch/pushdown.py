@@ -15,6 +15,7 @@ from lookalike.engines.opensearch.rescore import (
     rescored_search_body,
     script_params,
 )
+from lookalike.engines.opensearch.source import fit_dimension
 from lookalike.filters import Filter
 from reranker.scoring import anchor_query
 
@@ -44,6 +45,10 @@ def rescored_search(
     """
     if k <= 0 or space not in engine.dims():
         return []
+    dim = engine.dims()[space]
+    anchors = np.stack([fit_dimension(np.ravel(a), dim, space) for a in np.atleast_2d(anchors)])
+    if negatives is not None and len(negatives):
+        negatives = np.stack([fit_dimension(np.ravel(n), dim, space) for n in negatives])
     clean = q.clean_text(text)
     query_weight, shift = 0.0, 0.0
     if clean:

@@ -11,7 +11,7 @@ import numpy as np
 from lookalike.documents import Document, ImageEntry, Product, unit_mean
 from lookalike.engines.opensearch.mapping import vector_field
 from lookalike.engines.opensearch.queries import filter_term
-from lookalike.errors import InvalidInput
+from lookalike.errors import EngineError, InvalidInput
 
 JsonDict = dict[str, Any]
 
@@ -22,9 +22,11 @@ def doc_vectors(doc: Document) -> dict[str, np.ndarray]:
     image_rows = [i.vector for i in doc.images if i.vector is not None]
     if image_rows:
         out["image"] = unit_mean(np.stack(image_rows))
-    for space, vec in out.items():
+    for space, vec in list(out.items()):
         if vec.size == 0 or not np.all(np.isfinite(vec)):
             raise InvalidInput(f"product {doc.id!r}: {space} vector is not finite", id=doc.id)
+        if not np.any(vec):
+            del out[space]  # cosine is undefined for a zero vector: the product has none
     for image in doc.images:
         if image.vector is not None and not np.all(np.isfinite(image.vector)):
             raise InvalidInput(f"product {doc.id!r}: image vector is not finite", id=doc.id)
@@ -33,7 +35,22 @@ def doc_vectors(doc: Document) -> dict[str, np.ndarray]:
     return out
 
 
-def to_source(doc: Document, revision: int, updated_at: float) -> JsonDict:
+def fit_dimension(vector: np.ndarray, dim: int | None, space: str = "") -> np.ndarray:
+    """Zero-pad a vector to the index's dimension (exact for cosine); longer ones cannot fit."""
+    if dim is None or vector.size == dim:
+        return vector
+    if vector.size < dim:
+        return np.concatenate([vector, np.zeros(dim - vector.size, dtype=np.float32)])
+    raise EngineError(
+        f"{space} vectors have {vector.size} values but the index holds {dim}: "
+        "run `lookalike reindex` to rebuild the index with room for them",
+        space=space,
+    )
+
+
+def to_source(
+    doc: Document, revision: int, updated_at: float, dims: dict[str, int] | None = None
+) -> JsonDict:
     """The stored JSON of a product (vectors as float lists, keyword values normalised)."""
     terms = sorted(
         filter_term(field, value)
@@ -67,6 +84,7 @@ def to_source(doc: Document, revision: int, updated_at: float) -> JsonDict:
         "updated_at": updated_at,
     }
     for space, vec in sorted(doc_vectors(doc).items()):
+        vec = fit_dimension(vec, (dims or {}).get(space), space)
         source[vector_field(space)] = [float(x) for x in vec]
     return source
 
