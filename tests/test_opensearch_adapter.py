@@ -126,6 +126,14 @@ def test_stale_writer_never_wins(cluster: MiniCluster, monkeypatch: pytest.Monke
     assert b.get(["p0"])["p0"].title == "newer"
 
 
+def test_large_reads_are_chunked(engine: OpenSearchEngine, cluster: MiniCluster) -> None:
+    engine.upsert(docs(3))
+    ids = [f"x{i}" for i in range(2500)] + ["p1"]
+    assert set(engine.fingerprints(ids)) == {"p1"}
+    sizes = [len(b["ids"]) for m, p, _, b in cluster.requests if p.endswith("/_mget")][-3:]
+    assert sizes == [1000, 1000, 501]
+
+
 def test_bulk_retries_429(engine: OpenSearchEngine, cluster: MiniCluster) -> None:
     cluster.throttle_bulk = 3
     assert engine.upsert(docs(2)) == UpsertResult(inserted=2)

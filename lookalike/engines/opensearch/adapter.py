@@ -1,9 +1,4 @@
-"""The OpenSearch engine: the Engine contract over one products alias plus two small indexes.
-
-* ``<prefix>-products`` is an alias over a concrete index (blue/green: see ``lifecycle``);
-  reads and writes go through the alias, or through ``target`` when building a new index.
-* ``<prefix>-image-cache`` keeps image vectors by (model, image hash); it outlives products.
-* ``<prefix>-meta`` keeps small settings, one document per key.
+"""The OpenSearch engine: the Engine contract over the indexes ``Cluster`` manages.
 
 Writes use ``helpers.streaming_bulk`` (retries 429 with exponential backoff), deterministic
 ``_id`` (the product id) and external versioning (microsecond clock, strictly above the stored
@@ -13,25 +8,16 @@ version), so a stale writer can never overwrite a newer document.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
 from lookalike.documents import Candidate, Document, Product
 from lookalike.engines.base import Engine, UpsertResult
 from lookalike.engines.opensearch import queries as q
-from lookalike.engines.opensearch.errors import require_client, translated
-from lookalike.engines.opensearch.mapping import (
-    GROWING_SPACES,
-    add_vector_fields_body,
-    dims_from_mapping,
-    field_dimension,
-    new_index_name,
-    plain_index_body,
-    products_index_body,
-    vector_field,
-)
+from lookalike.engines.opensearch.cluster import PAGE, Cluster
+from lookalike.engines.opensearch.errors import translated
+from lookalike.engines.opensearch.mapping import vector_field
 from lookalike.engines.opensearch.source import (
     cache_entries,
     cache_id,
@@ -44,134 +30,14 @@ from lookalike.engines.opensearch.source import (
 from lookalike.errors import EngineError
 from lookalike.filters import Filter
 
-JsonDict = dict[str, Any]
-_PAGE = 1000
+JsonDict = dict[str, object]
 _EXCLUDE_VECTORS = "vec_*,images.vector"
 
 
-class OpenSearchEngine(Engine):
+class OpenSearchEngine(Cluster, Engine):
     """Lookalike's engine contract implemented with opensearch-py."""
 
     name = "opensearch"
-
-    def __init__(
-        self,
-        url: str = "http://127.0.0.1:9200",
-        prefix: str = "lookalike",
-        client: Any = None,
-        target: str | None = None,
-        max_retries: int = 5,
-        initial_backoff: float = 1.0,
-        chunk_size: int = 500,
-        drop_on_close: bool = False,
-    ) -> None:
-        require_client()
-        if client is None:
-            from opensearchpy import OpenSearch
-
-            client = OpenSearch(hosts=[url], timeout=30, http_compress=True)
-        self.client = client
-        self.prefix = prefix
-        self.alias = f"{prefix}-products"
-        self.index = target or self.alias
-        self.cache_index = f"{prefix}-image-cache"
-        self.meta_index = f"{prefix}-meta"
-        self.max_retries = max_retries
-        self.initial_backoff = initial_backoff
-        self.chunk_size = chunk_size
-        self.drop_on_close = drop_on_close  # throwaway engines (tests) delete their indexes
-        self._dims: dict[str, int] | None = None
-        self._known: set[str] = set()
-
-    # -- index management ---------------------------------------------------------------------
-    def _exists(self, index: str) -> bool:
-        if index in self._known:
-            return True
-        with translated("index lookup"):
-            found = bool(self.client.indices.exists(index=index))
-        if found:
-            self._known.add(index)
-        return found
-
-    def dims(self) -> dict[str, int]:
-        """Vector spaces of the products index and their dimensions (empty if none yet)."""
-        if self._dims is None:
-            if not self._exists(self.index):
-                return {}
-            with translated("mapping read"):
-                self._dims = dims_from_mapping(self.client.indices.get_mapping(index=self.index))
-        return self._dims
-
-    def _ensure_products(self, dims: dict[str, int], models: dict[str, str]) -> None:
-        known = self.dims()
-        want = {s: field_dimension(s, d) for s, d in dims.items()}
-        if not known and not self._exists(self.index):
-            name = new_index_name(self.alias)
-            body = products_index_body(want, models, aliases=(self.alias,))
-            with translated("index creation"):
-                self.client.indices.create(index=name, body=body)
-            self._dims = want
-            return
-        new = {s: want[s] for s in dims if s not in known}
-        clash = {
-            s: (known[s], d)
-            for s, d in dims.items()
-            if s in known and (d > known[s] if s in GROWING_SPACES else d != known[s])
-        }
-        if clash:
-            raise EngineError(
-                f"vector dimensions do not fit the index (index, new): {clash}; "
-                "run `lookalike reindex` to rebuild it",
-                clash=clash,
-            )
-        if new:
-            with translated("mapping update"):
-                self.client.indices.put_mapping(index=self.index, body=add_vector_fields_body(new))
-            self._dims = {**known, **new}
-
-    def _ensure_plain(self, index: str, definition: str) -> None:
-        if not self._exists(index):
-            with translated("index creation"):
-                self.client.indices.create(index=index, body=plain_index_body(definition))
-
-    # -- low-level reads ----------------------------------------------------------------------
-    def _mget(self, index: str, ids: Sequence[str], **source: str) -> dict[str, JsonDict]:
-        """Found documents by id (realtime, so no refresh is needed after a write)."""
-        if not ids or not self._exists(index):
-            return {}
-        with translated("mget"):
-            resp = self.client.mget(index=index, body=q.mget_body(ids), params=source or None)
-        return {d["_id"]: d for d in resp["docs"] if d.get("found")}
-
-    def _search(self, body: JsonDict) -> list[JsonDict]:
-        if not self._exists(self.index):
-            return []
-        with translated("search"):
-            resp = self.client.search(index=self.index, body=body)
-        hits: list[JsonDict] = resp["hits"]["hits"]
-        return hits
-
-    # -- writes -------------------------------------------------------------------------------
-    def _bulk(self, actions: Iterable[JsonDict]) -> list[JsonDict]:
-        """Run bulk actions; returns the failed items other than version conflicts."""
-        from opensearchpy import helpers
-
-        failed = []
-        with translated("bulk"):
-            for ok, item in helpers.streaming_bulk(
-                self.client,
-                actions,
-                chunk_size=self.chunk_size,
-                max_retries=self.max_retries,
-                initial_backoff=self.initial_backoff,  # type: ignore[arg-type]  # float works
-                max_backoff=30,
-                raise_on_error=False,
-                raise_on_exception=True,
-            ):
-                result = next(iter(item.values()))
-                if not ok and result.get("status") != 409:  # 409: a newer version already won
-                    failed.append(result)
-        return failed
 
     def upsert(self, docs: Sequence[Document]) -> UpsertResult:
         """Index changed products; unchanged fingerprints are skipped, revisions bumped."""
@@ -305,7 +171,7 @@ class OpenSearchEngine(Engine):
         out: list[str] = []
         after: str | None = None
         while len(out) < limit:
-            size = min(_PAGE, limit - len(out))
+            size = min(PAGE, limit - len(out))
             hits = self._search(q.listing_body(filters, size, after))
             out.extend(h["_id"] for h in hits)
             if len(hits) < size:
