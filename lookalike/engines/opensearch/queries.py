@@ -18,7 +18,17 @@ from lookalike.errors import InvalidFilter
 from lookalike.filters import And, Filter, Not, Or, Range, Term, Terms, normalize_value
 
 JsonDict = dict[str, Any]
-TEXT_FIELDS = ("title^3", "brand^2", "category^2", "color^2", "attribute_text", "description")
+# The embedded engine's fields and boosts (its BM25 sums every token over every field, as
+# ``most_fields`` does), with the same analysis: split on non-alphanumerics, lowercase, fold,
+# English (Porter2) stemming; see ``lookalike_text`` in mappings/products.json.
+TEXT_FIELDS = (
+    "title^2",
+    "brand^1.5",
+    "category^1.2",
+    "color^1.2",
+    "attribute_text",
+    "description",
+)
 FILTER_FIELD = "filter_terms"
 MAX_TEXT = 1000
 
@@ -80,7 +90,7 @@ def keyword_body(text: str, filters: Filter | None, limit: int) -> JsonDict:
                     "multi_match": {
                         "query": text,
                         "fields": list(TEXT_FIELDS),
-                        "type": "best_fields",
+                        "type": "most_fields",
                         "operator": "or",
                         "lenient": True,
                     }
