@@ -81,6 +81,21 @@ def bodies() -> dict[str, tuple[str, str, Any]]:
             "/lookalike-products/_search",
             rescore.rescored_search_body(KNN, PARAMS, 200, 10),
         ),
+        "rescore_two_signals": (
+            "POST",
+            "/lookalike-products/_search",
+            rescore.rescored_search_body(
+                KNN,
+                rescore.combined_params(
+                    [
+                        rescore.signal_params(ANCHORS, mode="min", weight=0.8),
+                        rescore.signal_params(ANCHORS[:1, :2], space="text", weight=0.2),
+                    ]
+                ),
+                100,
+                10,
+            ),
+        ),
         "rescore_keyword": (
             "POST",
             "/lookalike-products/_search",

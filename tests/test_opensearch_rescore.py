@@ -14,38 +14,47 @@ import pytest
 from lookalike.engines.opensearch.rescore import (
     AGGREGATIONS,
     SCRIPT_SOURCE,
+    combined_params,
     keyword_scaling,
     script_params,
+    signal_params,
 )
 from reranker import scoring
 
 
-def painless_reference(params: dict[str, Any], vectors: list[np.ndarray | None]) -> np.ndarray:
-    """Line-by-line numpy copy of SCRIPT_SOURCE (a None vector is a document without one)."""
+def painless_reference(params: dict[str, Any], docs: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """Line-by-line numpy copy of SCRIPT_SOURCE; each doc maps a field to its vector."""
     out = []
-    for v in vectors:
-        if v is None:
-            out.append(params["shift"] + params["offset"])
-            continue
-        agg = 0.0
-        for i, a in enumerate(params["anchors"]):
-            s = float(np.dot(a, v) / (np.linalg.norm(a) * np.linalg.norm(v)))
-            c = params["coef"][i]
-            t = 1.0 - c * (1.0 - s) if params["mode"] == "min" else c * s
-            if i == 0:
-                agg = t
-            elif params["mode"] == "max":
-                agg = max(agg, t)
-            elif params["mode"] == "min":
-                agg = min(agg, t)
-            else:
-                agg += t
-        neg = 0.0
-        for j, n in enumerate(params["negatives"]):
-            s = float(np.dot(n, v) / (np.linalg.norm(n) * np.linalg.norm(v)))
-            neg += params["neg_coef"][j] * s
-        out.append(params["signal_weight"] * (agg - neg) + params["shift"] + params["offset"])
+    for doc in docs:
+        total = 0.0
+        for sig in params["signals"]:
+            v = doc.get(sig["field"])
+            if v is None:
+                continue
+            agg = 0.0
+            for i, a in enumerate(sig["anchors"]):
+                s = float(np.dot(a, v) / (np.linalg.norm(a) * np.linalg.norm(v)))
+                c = sig["coef"][i]
+                t = 1.0 - c * (1.0 - s) if sig["mode"] == "min" else c * s
+                if i == 0:
+                    agg = t
+                elif sig["mode"] == "max":
+                    agg = max(agg, t)
+                elif sig["mode"] == "min":
+                    agg = min(agg, t)
+                else:
+                    agg += t
+            neg = 0.0
+            for j, n in enumerate(sig["negatives"]):
+                s = float(np.dot(n, v) / (np.linalg.norm(n) * np.linalg.norm(v)))
+                neg += sig["neg_coef"][j] * s
+            total += sig["weight"] * (agg - neg)
+        out.append(total + params["shift"] + params["offset"])
     return np.asarray(out)
+
+
+def image_docs(vectors: np.ndarray) -> list[dict[str, np.ndarray]]:
+    return [{"vec_image": v} for v in vectors]
 
 
 def unit_rows(rng: np.random.Generator, n: int, dim: int = 8) -> np.ndarray:
@@ -63,14 +72,14 @@ def test_script_formula_equals_reranker_formula(mode: str, n_neg: int) -> None:
     params = script_params(
         anchors, weights, negatives, neg_weights or None, 0.7, mode, signal_weight=1.5
     )
-    got = painless_reference(params, list(cands)) - params["offset"]
+    got = painless_reference(params, image_docs(cands)) - params["offset"]
     sims = scoring.cosine_matrix(cands, anchors)
     expected = scoring.aggregate_terms(sims, np.array(weights), mode, anchors).sum(1)
     if negatives is not None:
         neg_sims = scoring.cosine_matrix(cands, negatives)
         expected += scoring.negative_terms(neg_sims, np.array(neg_weights), 0.7).sum(1)
     np.testing.assert_allclose(got, 1.5 * expected, atol=1e-5)
-    assert (painless_reference(params, list(cands)) >= 0).all()  # script_score needs >= 0
+    assert (painless_reference(params, image_docs(cands)) >= 0).all()  # script_score needs >= 0
 
 
 def test_keyword_blend_is_minmax() -> None:
@@ -86,10 +95,40 @@ def test_script_source_is_constant_and_parameterised() -> None:
     rng = np.random.default_rng(5)
     p1 = script_params(unit_rows(rng, 1), mode="max")
     p2 = script_params(unit_rows(rng, 4), [1, 2, 3, 4], unit_rows(rng, 1), mode="min")
-    assert set(p1) == set(p2)
+    assert set(p1) == set(p2) == {"signals", "shift", "offset"}
     for key in p1:
         assert f"params.{key}" in SCRIPT_SOURCE
-    assert painless_reference(p1, [None])[0] == p1["offset"]
+    for key in p1["signals"][0]:
+        assert f"sig.{key}" in SCRIPT_SOURCE
+    assert painless_reference(p1, [{}])[0] == p1["offset"]  # no vector: the signal adds 0
+
+
+def test_several_signals_combine_like_the_reranker() -> None:
+    rng = np.random.default_rng(8)
+    img_anchors, txt_anchors = unit_rows(rng, 2, 8), unit_rows(rng, 2, 4)
+    img, txt = unit_rows(rng, 25, 8), unit_rows(rng, 25, 4)
+    weights = {"visual": 0.7, "text": 0.3}
+    params = combined_params(
+        [
+            signal_params(img_anchors, [1, 3], mode="max", weight=weights["visual"]),
+            signal_params(txt_anchors, mode="average", space="text", weight=weights["text"]),
+        ],
+        shift=0.1,
+    )
+    docs = [{"vec_image": i, "vec_text": t} for i, t in zip(img, txt, strict=True)]
+    docs[3] = {"vec_image": img[3]}  # no text vector: the reranker's zero row
+    got = painless_reference(params, docs) - params["offset"] - 0.1
+    txt_rows = txt.copy()
+    txt_rows[3] = 0
+    visual = scoring.aggregate_terms(
+        scoring.cosine_matrix(img, img_anchors), np.array([1.0, 3.0]), "max"
+    ).sum(1)
+    text = scoring.aggregate_terms(
+        scoring.cosine_matrix(txt_rows, txt_anchors), np.ones(2), "average", txt_anchors
+    ).sum(1)
+    expected = scoring.combine({"visual": visual, "text": text}, weights)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert (painless_reference(params, docs) >= 0).all()
 
 
 # -- against a real cluster ---------------------------------------------------------------
@@ -127,7 +166,8 @@ def test_cluster_rescore_matches_reference(cluster_engine: Any, mode: str) -> No
     params = script_params(anchors, [2, 1], negatives, mode=mode)
     stored = cluster_engine.vectors([d.id for d in docs])
     ids = sorted(stored)
-    ref = painless_reference(params, [stored[i] for i in ids]) - params["offset"]
+    ref = painless_reference(params, image_docs(np.stack([stored[i] for i in ids])))
+    ref = ref - params["offset"]
     order = sorted(range(len(ids)), key=lambda i: (-ref[i], ids[i]))[:10]
     assert [h.id for h in hits] == [ids[i] for i in order]
     np.testing.assert_allclose([h.score for h in hits], ref[order], atol=1e-4)

@@ -10,10 +10,13 @@ import numpy as np
 from lookalike.documents import Candidate
 from lookalike.engines.opensearch import queries as q
 from lookalike.engines.opensearch.adapter import OpenSearchEngine
+from lookalike.engines.opensearch.mapping import vector_field
 from lookalike.engines.opensearch.rescore import (
+    JsonDict,
+    combined_params,
     keyword_scaling,
     rescored_search_body,
-    script_params,
+    signal_params,
 )
 from lookalike.engines.opensearch.source import fit_dimension
 from lookalike.filters import Filter
@@ -37,11 +40,14 @@ def rescored_search(
     exclude: Sequence[str] = (),
     window: int = 1000,
     space: str = "image",
+    extra_signals: Sequence[JsonDict] = (),
 ) -> list[Candidate]:
     """Top-``k`` by the re-ranking formula over a candidate window (keyword hits or k-NN).
 
     With ``text`` the window is the BM25 top ``window``; without, it is the k-NN top
     ``window`` around the weighted anchor query. Scores are the formula's values.
+    ``extra_signals`` (from ``signal_params``, e.g. the text or attribute space) are added
+    to the main visual signal; spaces the index lacks are left out.
     """
     if k <= 0 or space not in engine.dims():
         return []
@@ -62,10 +68,12 @@ def rescored_search(
     else:
         centre = anchor_query(np.asarray(anchors), None if weights is None else np.asarray(weights))
         first = q.knn_body(centre, window, filters, exclude, space)
-    params = script_params(
+    main = signal_params(
         anchors, weights, negatives, negative_weights, negative_strength, mode, space,
-        signal_weight, shift,
+        signal_weight,
     )  # fmt: skip
+    mapped = {vector_field(s) for s in engine.dims()}
+    params = combined_params([main, *(s for s in extra_signals if s["field"] in mapped)], shift)
     body = rescored_search_body(first, params, window, k, query_weight)
     offset = float(params["offset"])
     return [Candidate(h["_id"], float(h["_score"]) - offset) for h in engine._search(body)]

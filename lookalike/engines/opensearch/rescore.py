@@ -1,21 +1,23 @@
 """Anchor re-scoring pushed down into the cluster as a ``rescore`` over ``script_score``.
 
-The Painless source is a constant: anchors, coefficients, negatives and the aggregation
-travel as ``params``, so the cluster compiles the script once and caches it. It mirrors
-``reranker/scoring.py`` for one vector signal plus the min-max-normalised keyword score::
+The Painless source is a constant: per signal (one vector space each) the anchors,
+coefficients, negatives, aggregation and weight travel as ``params``, so the cluster compiles
+the script once and caches it. It mirrors ``reranker/scoring.py`` (``combine`` over vector
+signals, plus the min-max-normalised keyword score)::
 
     t_j   = c_j * s_j                      (average, sum, max)
     t_j   = 1 - c_j * (1 - s_j)            (min)
     agg   = sum_j t_j | max_j t_j | min_j t_j
     neg   = sum_j d_j * s-_j               d_j = W_negative * w-_j / sum(w-)
-    score = W_signal * (agg - neg) + shift + offset
+    score = sum_signals W_signal * (agg - neg) + shift + offset
 
 with ``c_j`` derived here from the anchor weights exactly as ``aggregate_terms`` does
-(average: ``ŵ_j / ‖Σ ŵ a‖``; sum: ``w_j``; max/min: ``w_j / max w``). The keyword part
-``W_keyword * (b - lo) / (hi - lo)`` is the rescore's ``query_weight * b`` plus ``shift``,
-with ``lo``/``hi`` the window's BM25 range (from a first request). ``script_score`` must
-not return negative scores, so the script adds ``offset`` (a bound on ``|score|``) and
-the adapter subtracts it from every hit.
+(average: ``ŵ_j / ‖Σ ŵ a‖``; sum: ``w_j``; max/min: ``w_j / max w``). A product without a
+vector in a space gets 0 from that signal (the re-ranker's zero row gives 0 too). The keyword
+part ``W_keyword * (b - lo) / (hi - lo)`` is the rescore's ``query_weight * b`` plus
+``shift``, with ``lo``/``hi`` the window's BM25 range (from a first request).
+``script_score`` must not return negative scores, so the script adds ``offset`` (a bound on
+``|score|``) and the adapter subtracts it from every hit.
 """
 
 from __future__ import annotations
@@ -33,21 +35,25 @@ JsonDict = dict[str, Any]
 AGGREGATIONS = ("average", "max", "sum", "min")
 
 SCRIPT_SOURCE = """\
-if (doc[params.field].size() == 0) { return params.shift + params.offset; }
-double agg = 0.0;
-for (int i = 0; i < params.anchors.size(); ++i) {
-  double s = cosineSimilarity(params.anchors[i], doc[params.field]);
-  double t = params.mode == 'min' ? 1.0 - params.coef[i] * (1.0 - s) : params.coef[i] * s;
-  if (i == 0) { agg = t; }
-  else if (params.mode == 'max') { agg = Math.max(agg, t); }
-  else if (params.mode == 'min') { agg = Math.min(agg, t); }
-  else { agg += t; }
+double total = 0.0;
+for (def sig : params.signals) {
+  if (doc[sig.field].size() == 0) { continue; }
+  double agg = 0.0;
+  for (int i = 0; i < sig.anchors.size(); ++i) {
+    double s = cosineSimilarity(sig.anchors[i], doc[sig.field]);
+    double t = sig.mode == 'min' ? 1.0 - sig.coef[i] * (1.0 - s) : sig.coef[i] * s;
+    if (i == 0) { agg = t; }
+    else if (sig.mode == 'max') { agg = Math.max(agg, t); }
+    else if (sig.mode == 'min') { agg = Math.min(agg, t); }
+    else { agg += t; }
+  }
+  double neg = 0.0;
+  for (int j = 0; j < sig.negatives.size(); ++j) {
+    neg += sig.neg_coef[j] * cosineSimilarity(sig.negatives[j], doc[sig.field]);
+  }
+  total += sig.weight * (agg - neg);
 }
-double neg = 0.0;
-for (int j = 0; j < params.negatives.size(); ++j) {
-  neg += params.neg_coef[j] * cosineSimilarity(params.negatives[j], doc[params.field]);
-}
-return params.signal_weight * (agg - neg) + params.shift + params.offset;
+return total + params.shift + params.offset;
 """
 
 
@@ -72,6 +78,48 @@ def anchor_coefficients(anchors: list[list[float]], weights: np.ndarray, mode: s
     return [float(x) for x in weights / weights.max()]
 
 
+def signal_params(
+    anchors: np.ndarray,
+    weights: Sequence[float] | None = None,
+    negatives: np.ndarray | None = None,
+    negative_weights: Sequence[float] | None = None,
+    negative_strength: float = 1.0,
+    mode: str = "average",
+    space: str = "image",
+    weight: float = 1.0,
+) -> JsonDict:
+    """One signal's entry in ``params.signals`` (one vector space)."""
+    if mode not in AGGREGATIONS:
+        raise InvalidInput(f"aggregation must be one of {', '.join(AGGREGATIONS)}", mode=mode)
+    rows, neg_rows = _rows(anchors), _rows(negatives)
+    w = np.ones(len(rows)) if weights is None else np.asarray(weights, dtype=np.float64)
+    nw = np.ones(len(neg_rows)) if negative_weights is None else np.asarray(negative_weights)
+    if len(w) != len(rows) or len(nw) != len(neg_rows):
+        raise InvalidInput("one weight per anchor", anchors=len(rows), weights=len(w))
+    return {
+        "field": vector_field(space),
+        "anchors": rows,
+        "coef": anchor_coefficients(rows, w, mode),
+        "negatives": neg_rows,
+        "neg_coef": [float(negative_strength * x / nw.sum()) for x in nw] if neg_rows else [],
+        "mode": mode,
+        "weight": float(weight),
+    }
+
+
+def _bound(sig: JsonDict) -> float:
+    """A bound on ``|W * (agg - neg)|`` for one signal (cosines lie in [-1, 1])."""
+    coef = sig["coef"]
+    agg = (1.0 + 2 * max(coef, default=0.0)) if sig["mode"] == "min" else sum(map(abs, coef))
+    return abs(sig["weight"]) * (agg + sum(abs(d) for d in sig["neg_coef"]))
+
+
+def combined_params(signals: Sequence[JsonDict], shift: float = 0.0) -> JsonDict:
+    """The script's ``params``: every signal, the keyword shift, and the offset."""
+    bound = sum(_bound(sig) for sig in signals) + abs(shift)
+    return {"signals": list(signals), "shift": float(shift), "offset": float(np.ceil(bound + 1))}
+
+
 def script_params(
     anchors: np.ndarray,
     weights: Sequence[float] | None = None,
@@ -83,29 +131,12 @@ def script_params(
     signal_weight: float = 1.0,
     shift: float = 0.0,
 ) -> JsonDict:
-    """The ``params`` of the rescore script (all the per-request inputs)."""
-    if mode not in AGGREGATIONS:
-        raise InvalidInput(f"aggregation must be one of {', '.join(AGGREGATIONS)}", mode=mode)
-    rows, neg_rows = _rows(anchors), _rows(negatives)
-    w = np.ones(len(rows)) if weights is None else np.asarray(weights, dtype=np.float64)
-    nw = np.ones(len(neg_rows)) if negative_weights is None else np.asarray(negative_weights)
-    if len(w) != len(rows) or len(nw) != len(neg_rows):
-        raise InvalidInput("one weight per anchor", anchors=len(rows), weights=len(w))
-    coef = anchor_coefficients(rows, w, mode)
-    neg_coef = [float(negative_strength * x / nw.sum()) for x in nw] if neg_rows else []
-    bound = sum(abs(c) for c in coef) + (1.0 if mode == "min" else 0.0) * (1 + max(coef or [0]))
-    bound = abs(signal_weight) * (bound + sum(abs(d) for d in neg_coef)) + abs(shift)
-    return {
-        "field": vector_field(space),
-        "anchors": rows,
-        "coef": coef,
-        "negatives": neg_rows,
-        "neg_coef": neg_coef,
-        "mode": mode,
-        "signal_weight": float(signal_weight),
-        "shift": float(shift),
-        "offset": float(np.ceil(bound + 1.0)),
-    }
+    """The script's ``params`` for a single vector signal (the common case)."""
+    sig = signal_params(
+        anchors, weights, negatives, negative_weights, negative_strength, mode, space,
+        signal_weight,
+    )  # fmt: skip
+    return combined_params([sig], shift)
 
 
 def keyword_scaling(lo: float, hi: float, keyword_weight: float) -> tuple[float, float]:
