@@ -72,6 +72,7 @@ def product_text(record: ProductRecord) -> str:
 
 
 def _fetch(ctx: IndexContext, source: str) -> tuple[str, bytes | ImageError]:
+    """One image's bytes or its error; nothing a source can trigger escapes as an exception."""
     try:
         data = fetch_bytes(
             source,
@@ -84,6 +85,8 @@ def _fetch(ctx: IndexContext, source: str) -> tuple[str, bytes | ImageError]:
         return source, data
     except ImageError as exc:
         return source, exc
+    except Exception as exc:  # noqa: BLE001 - a hostile source must cost one image, not a batch
+        return source, ImageError(f"cannot read image {source}: {exc!r}", source=source)
 
 
 def _embed_missing(
