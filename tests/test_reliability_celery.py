@@ -93,3 +93,37 @@ def test_poison_message_is_dead_lettered_and_queue_drains(
     assert record["deliveries"] == MAX_DELIVERIES and record["args"] == ["boom"]
     main([broker])  # python -m indexer.deadletter: one JSON line per dead letter
     assert poison.id in capsys.readouterr().out
+
+
+def test_hostile_images_cost_one_image_not_the_worker(tmp_path: Path, mobilenet_path: Path) -> None:
+    """A batch full of hostile images through a real worker: per-image errors, same pool."""
+    from tests.test_hostile_images import WRONG_CONTENT, deflate_bomb, encoded
+
+    queue = f"hostile-{uuid.uuid4().hex[:8]}"
+    broker = private_broker(queue)
+    folder = tmp_path / "catalogue"
+    folder.mkdir()
+    hostile = {"bomb.png": deflate_bomb(7000, 7000), "cut.jpg": encoded("JPEG")[:200]}
+    hostile.update(WRONG_CONTENT)
+    for name, data in hostile.items():
+        (folder / name).write_bytes(data)
+    records = make_records(len(hostile))
+    for record, name in zip(records, sorted(hostile), strict=True):
+        record["images"] = [name, *record["images"], "http://169.254.169.254/latest/meta-data/"]
+    catalogue = write_catalogue(folder, records)
+    [batch] = list(batches(catalogue, None, 100, []))
+    env = worker_env(broker, tmp_path / "data", 60)
+    worker = Worker("indexer.celery_app", queue, env, tmp_path / "w.log", concurrency=1)
+    try:
+        sender = producer(broker)
+        wait_until(lambda: len(worker.pool_children()) == 1, 60, "the pool process")
+        pool = worker.pool_children()
+        job = sender.send_task(
+            "lookalike.index_batch", args=[[r.model_dump(mode="json") for r in batch]], queue=queue
+        )
+        report = job.get(timeout=120)
+        assert worker.pool_children() == pool  # nobody died
+    finally:
+        worker.stop()
+    assert report["inserted"] == len(records) and report["failed"] == []
+    assert len(report["image_errors"]) == 2 * len(records)  # the hostile file and the URL
