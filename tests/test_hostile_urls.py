@@ -303,3 +303,18 @@ def test_devices_fifos_and_folders_are_refused_without_blocking(tmp_path: Path) 
             read_bytes(str(path))
         with pytest.raises(ImageError):
             check_path(path, [tmp_path])
+
+
+def test_settings_reach_the_index_context(tmp_path: Path, mobilenet_path: Path) -> None:
+    from indexer.context import build_context
+    from tests.conftest import model_settings
+
+    settings = model_settings(
+        tmp_path / "data",
+        image_allowed_hosts="images.internal, 10.0.0.0/8",
+        image_roots=f"{tmp_path}/a{os.pathsep}{tmp_path}/b",
+    )
+    ctx = build_context(settings)  # type: ignore[arg-type]
+    ctx.engine.close()
+    assert ctx.allowed_hosts == ("images.internal", "10.0.0.0/8")
+    assert ctx.image_roots == (tmp_path / "a", tmp_path / "b")
