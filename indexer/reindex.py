@@ -120,10 +120,14 @@ def reindex(
     size = batch_size or settings.batch_size
     blue = open_engine(settings)
     try:
+        ctx = build_context(new_settings, engine=blue)  # models load before anything is built
+        models = {"image": ctx.image_vectorizer.tag}
+        if ctx.text_embedder is not None:
+            models["text"] = ctx.text_embedder.tag
         if settings.engine == "opensearch":
             from lookalike.engines.opensearch.lifecycle import create_green, switch_alias
 
-            green: Engine = create_green(blue, {}, {"image": image_model})  # type: ignore[arg-type]
+            green: Engine = create_green(blue, {}, models)  # type: ignore[arg-type]
             target = green.index  # type: ignore[attr-defined]
         else:
             from lookalike.engines.embedded import EmbeddedEngine
@@ -136,7 +140,7 @@ def reindex(
                 str(folder),
             )
         report = ReindexReport(settings.engine, image_model, target)
-        ctx = build_context(new_settings, engine=green)
+        ctx.engine = green
         for batch in stored_records(blue, size, report.skipped):
             report.batches.add(index_batch(batch, ctx, fit_vocabulary(green, batch)))
             report.products += len(batch)

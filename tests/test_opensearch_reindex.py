@@ -79,3 +79,4 @@ def test_opensearch_blue_green(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     _, source = cluster.indices[green]["docs"]["p0"]
     assert source["models"]["image"].startswith("color-histogram")
     assert cluster.indices[green]["mappings"]["properties"]["vec_image"]["type"] == "knn_vector"
+    assert cluster.indices[green]["mappings"]["_meta"]["models"]["image"].startswith("color-hist")
