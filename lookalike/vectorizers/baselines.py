@@ -28,7 +28,9 @@ class PixelVectorizer(ImageVectorizer):
     def raw(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Unnormalised pixel vectors in [0, 1] (for true Euclidean comparisons)."""
         rows = [
-            np.asarray(img.convert("RGB").resize((PIXEL_SIDE, PIXEL_SIDE), Image.Resampling.BILINEAR))
+            np.asarray(
+                img.convert("RGB").resize((PIXEL_SIDE, PIXEL_SIDE), Image.Resampling.BILINEAR)
+            )
             for img in images
         ]
         if not rows:
