@@ -110,6 +110,7 @@ def worker_env(broker: str, data: Path, visibility: int) -> dict[str, str]:
         LOOKALIKE_IMAGE_TENSOR="GlobalPool",
         LOOKALIKE_TEXT_MODEL="none",
         LOOKALIKE_VISIBILITY_TIMEOUT=str(visibility),
+        PYTHONUNBUFFERED="1",  # the log must survive kill -9 of the worker
     )
 
 
