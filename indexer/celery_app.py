@@ -34,6 +34,9 @@ def make_celery(redis_url: str | None = None, visibility_timeout: int | None = N
         accept_content=["json"],
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # A job killed by the hard time limit is requeued, not acked (exceptions still fail
+        # it); repeated timeouts end in the dead-letter list like any crash.
+        task_acks_on_failure_or_timeout=False,
         worker_prefetch_multiplier=1,
         task_time_limit=time_limit,
         worker_max_memory_per_child=2_000_000,  # KiB: recycle a pool process that grew to 2 GB
