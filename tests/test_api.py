@@ -112,6 +112,8 @@ def test_openapi_docs(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/search", "/products/{product_id}/similar", "/products/{product_id}"} <= set(paths)
+    image = paths["/search/image"]["post"]["requestBody"]["content"]
+    assert {"multipart/form-data", "application/json"} <= set(image)
 
 
 def test_rerank_parameters_and_explanations(client: TestClient) -> None:
