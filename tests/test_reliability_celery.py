@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from indexer.deadletter import MAX_DELIVERIES, dead_letters, main
+from indexer.deadletter import MAX_DELIVERIES, dead_letters, main, replay
 from indexer.run import batches
 from indexer.vocabulary import fit_vocabulary
 from lookalike.engines import open_engine
@@ -105,8 +105,12 @@ def test_poison_message_is_dead_lettered_and_queue_drains(
     [record] = dead_letters(broker)
     assert record["task_id"] == poison.id and record["task"] == "test.crash"
     assert record["deliveries"] == MAX_DELIVERIES and record["args"] == ["boom"]
+    assert record["queue"] == queue
     main([broker])  # python -m indexer.deadletter: one JSON line per dead letter
     assert poison.id in capsys.readouterr().out
+    [new_id] = replay(broker, sender)  # no worker now: the task waits in its queue
+    assert new_id != poison.id and dead_letters(broker) == []
+    assert redis.Redis.from_url(broker).llen(queue) == 1
 
 
 def test_hostile_images_cost_one_image_not_the_worker(tmp_path: Path, mobilenet_path: Path) -> None:
