@@ -12,13 +12,17 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lookalike.engines import Engine
 from lookalike.errors import ConfigError, InvalidInput
 
+if TYPE_CHECKING:
+    from lookalike.engines import Engine
+
 META_PREFIX = "pca:"
+TAG_PREFIX = "pca-tag:"  # the small key readers poll: the stored projection's tag
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ def fit_engine(engine: Engine, space: str, dim: int, sample: int = 50_000, seed:
     model = engine.get([next(iter(found))])[next(iter(found))].models.get(space, "unknown")
     pca = fit(np.stack(list(found.values())), dim, model)
     engine.set_meta(META_PREFIX + space, pca.to_json())
+    engine.set_meta(TAG_PREFIX + space, pca.tag)  # after the projection: readers poll this
     return pca
 
 

@@ -83,7 +83,7 @@ def _anchor_set(
     if extra is not None:
         names.append(QUERY_ANCHOR)
         weights.append(1.0)
-        rows.append(extra)
+        rows.append(engine.serving_vector(space, extra))
     return AnchorSet(names, np.array(weights, np.float64), pad_rows(rows))
 
 

@@ -58,6 +58,11 @@ class Engine(ABC):
     def vectors(self, ids: Sequence[str], space: str = "image") -> dict[str, np.ndarray]:
         """Product-level vectors of a space by id; products without one are absent."""
 
+    def serving_vector(self, space: str, vector: np.ndarray) -> np.ndarray:
+        """A raw model vector (e.g. an uploaded image's) in the form ``vectors()`` returns for
+        the space: the same vector unless the engine serves a reduced (PCA) form."""
+        return vector
+
     @abstractmethod
     def image_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Per-image vectors ``[m, dim]`` by product id (products compared as image sets)."""

@@ -17,7 +17,7 @@ from lookalike.engines.base import Engine, UpsertResult
 from lookalike.engines.embedded.filtering import Compiled, compile_filter
 from lookalike.engines.embedded.keyword import KeywordIndex
 from lookalike.engines.embedded.records import IMAGE_SPACE, prepare_batch
-from lookalike.engines.embedded.snapshot import Snapshot
+from lookalike.engines.embedded.snapshot import Snapshot, projection_tag
 from lookalike.engines.embedded.store import Store
 from lookalike.engines.embedded.vectors import AnnPolicy
 from lookalike.errors import EngineError, InvalidInput
@@ -119,7 +119,12 @@ class EmbeddedEngine(Engine):
         ids = list(ids)
         if space not in self.snapshot.spaces and len(ids) <= SNAPSHOT_FETCH_MIN:
             model = self.store.active_models().get(space)
-            return {} if model is None else self.store.product_vectors(ids, space, model)
+            if model is None:
+                return {}
+            with self.store.read() as cur:
+                reduced = projection_tag(cur, space, model) is not None
+            if not reduced:  # a PCA'd space is answered from RAM, where rows are reduced
+                return self.store.product_vectors(ids, space, model)
         with self.snapshot.lock:
             sp = self.snapshot.ensure(space)
             if sp is None:
@@ -139,6 +144,12 @@ class EmbeddedEngine(Engine):
                 for pid, vec, dim, ok in zip(pids, block, dims.tolist(), keep, strict=True)
                 if ok
             }
+
+    def serving_vector(self, space: str, vector: np.ndarray) -> np.ndarray:
+        """A raw model vector as this space serves its rows (reduced when a PCA is stored)."""
+        with self.snapshot.lock:
+            sp = self.snapshot.ensure(space)
+            return vector if sp is None else sp.serving(vector)
 
     # -- queries -----------------------------------------------------------------------------
     @staticmethod
@@ -182,6 +193,7 @@ class EmbeddedEngine(Engine):
             cat = self.snapshot.catalog
             n = cat.n
             sp.reserve_rows(n)
+            vec = sp.serving(vec)  # a raw vector is reduced when the space serves a PCA
             if len(vec) != sp.width and space not in PADDED_SPACES and sp.width:
                 raise InvalidInput(
                     f"query vector has {len(vec)} dimensions; space {space!r} holds"

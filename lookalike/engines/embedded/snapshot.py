@@ -17,6 +17,9 @@ import numpy as np
 from lookalike.engines.embedded.catalog import Catalog
 from lookalike.engines.embedded.store import ACTIVE_MODEL, Store
 from lookalike.engines.embedded.vectors import AnnPolicy, VectorSpace
+from lookalike.pca import META_PREFIX as PCA_META
+from lookalike.pca import TAG_PREFIX as PCA_TAG
+from lookalike.pca import Pca
 
 FETCH = 16_384
 FULL_RELOAD_SHARE = 0.25  # past this many changes per row, reloading is cheaper
@@ -25,6 +28,25 @@ FULL_RELOAD_SHARE = 0.25  # past this many changes per row, reloading is cheaper
 def _active_models(cur: sqlite3.Cursor) -> dict[str, str]:
     rows = cur.execute("SELECT key, value FROM meta WHERE key LIKE ?", (ACTIVE_MODEL + "%",))
     return {k[len(ACTIVE_MODEL) :]: v for k, v in rows}
+
+
+def projection_tag(cur: sqlite3.Cursor, space: str, model: str) -> str | None:
+    """The tag of the PCA stored for a space if it fits the active model (a cheap lookup)."""
+    row = cur.execute("SELECT value FROM meta WHERE key = ?", (PCA_TAG + space,)).fetchone()
+    return row[0] if row and str(row[0]).startswith(model + "+pca") else None
+
+
+def stored_projection(cur: sqlite3.Cursor, space: str, model: str) -> Pca | None:
+    """The PCA stored for a space, if it was fitted on the space's active model."""
+    if projection_tag(cur, space, model) is None:
+        return None
+    row = cur.execute("SELECT value FROM meta WHERE key = ?", (PCA_META + space,)).fetchone()
+    pca = Pca.from_json(row[0]) if row else None
+    return pca if pca is not None and pca.model == model else None
+
+
+def _tag(p: Pca | None) -> str | None:
+    return None if p is None else p.tag
 
 
 class Snapshot:
@@ -50,6 +72,7 @@ class Snapshot:
 
     def _load_space(self, cur: sqlite3.Cursor, name: str, model: str) -> VectorSpace:
         space = VectorSpace(name, model, self.policy)
+        space.projection = proj = stored_projection(cur, name, model)
         row_of = self.catalog.row_of
         cursor = Store.space_vectors(cur, name, model)
         while batch := cursor.fetchmany(FETCH):
@@ -59,9 +82,12 @@ class Snapshot:
                 dim = dims.pop()
                 block = np.frombuffer(b"".join(b for _, _, b in known), dtype="<f4")
                 rows = np.fromiter((r for r, _, _ in known), dtype=np.int64, count=len(known))
-                space.load_block(rows, block.reshape(len(known), dim))
+                block = block.reshape(len(known), dim)
+                space.load_block(rows, proj.reduce(block) if proj else block)
             else:
-                space.load((r, np.frombuffer(b, dtype="<f4", count=d)) for r, d, b in known)
+                space.load(
+                    (r, space.serving(np.frombuffer(b, dtype="<f4", count=d))) for r, d, b in known
+                )
         space.reserve_rows(self.catalog.n)
         return space
 
@@ -81,6 +107,9 @@ class Snapshot:
             return self.spaces[space]
 
     def _apply_changes(self, cur: sqlite3.Cursor) -> None:
+        for name, space in list(self.spaces.items()):
+            if projection_tag(cur, name, space.model) != _tag(space.projection):
+                del self.spaces[name]  # a PCA was fitted (or dropped): reload lazily
         upto = Store.seq_in(cur)
         if upto <= self.seq:
             return
@@ -104,7 +133,7 @@ class Snapshot:
                 del self.spaces[name]  # a new model is active: reload lazily
                 continue
             fresh = {
-                catalog.row_of[p]: np.frombuffer(b, dtype="<f4", count=d)
+                catalog.row_of[p]: space.serving(np.frombuffer(b, dtype="<f4", count=d))
                 for p, d, b in Store.space_vectors(cur, name, space.model, self.seq, upto)
             }
             for row in changed:

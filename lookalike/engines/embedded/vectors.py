@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lookalike.engines.embedded.ann import AnnIndex
+from lookalike.pca import Pca
 
 GATHER_SHARE = 0.15  # below this share of rows, gather the rows instead of scoring all
 GATHER_BLOCK = 512  # rows per block when scoring scattered rows
@@ -61,6 +62,15 @@ class VectorSpace:
         self._pending: set[int] | None = None  # rows changed while a build runs
         self._build_thread: threading.Thread | None = None
         self.build_error: str | None = None  # set when a background build failed
+        # A stored PCA of this model: rows hold reduced vectors, raw queries are reduced too.
+        self.projection: Pca | None = None
+
+    def serving(self, vector: np.ndarray) -> np.ndarray:
+        """A raw vector of this space's model in the form its rows are stored (reduced by PCA)."""
+        p = self.projection
+        if p is not None and len(vector) == p.mean.shape[0]:
+            return p.reduce(vector)[0]
+        return vector
 
     # -- storage -----------------------------------------------------------------------------
     def _reserve(self, rows: int, dim: int) -> None:
@@ -129,6 +139,7 @@ class VectorSpace:
     # -- search ------------------------------------------------------------------------------
     def query_vector(self, vector: np.ndarray) -> np.ndarray | None:
         """The query as a unit row of the matrix width, or None if it cannot match."""
+        vector = self.serving(vector)
         q = np.zeros(self.width, dtype=np.float32)
         d = min(len(vector), self.width)
         q[:d] = vector[:d]
