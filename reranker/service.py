@@ -89,16 +89,7 @@ def _anchor_set(
 
 def _gather(engine: Engine, ids: list[str], space: str) -> np.ndarray:
     """The window's vectors of a space as one matrix; a product without one gets a zero row."""
-    found = engine.vectors(ids, space=space)
-    rows = [found.get(i) for i in ids]
-    widths = {len(r) for r in found.values()}
-    if len(found) == len(ids) and len(widths) == 1:  # the common case: one C-level copy
-        return np.stack(rows).astype(np.float64)  # type: ignore[arg-type]
-    out = np.zeros((len(ids), max(widths, default=0)), dtype=np.float64)
-    for n, row in enumerate(rows):
-        if row is not None:
-            out[n, : len(row)] = row
-    return out
+    return engine.vector_matrix(ids, space).astype(np.float64)
 
 
 def _candidates(engine: Engine, req: RerankRequest) -> tuple[list[Candidate], bool]:

@@ -58,6 +58,18 @@ class Engine(ABC):
     def vectors(self, ids: Sequence[str], space: str = "image") -> dict[str, np.ndarray]:
         """Product-level vectors of a space by id; products without one are absent."""
 
+    def vector_matrix(self, ids: Sequence[str], space: str = "image") -> np.ndarray:
+        """The vectors of ``ids`` as one float32 matrix in that order (re-scoring a window);
+        a product without a vector gets a zero row, shorter vectors are zero-padded."""
+        found = self.vectors(ids, space)
+        width = max((len(v) for v in found.values()), default=0)
+        out = np.zeros((len(ids), width), dtype=np.float32)
+        for n, pid in enumerate(ids):
+            vec = found.get(pid)
+            if vec is not None:
+                out[n, : len(vec)] = vec
+        return out
+
     def serving_vector(self, space: str, vector: np.ndarray) -> np.ndarray:
         """A raw model vector (e.g. an uploaded image's) in the form ``vectors()`` returns for
         the space: the same vector unless the engine serves a reduced (PCA) form."""

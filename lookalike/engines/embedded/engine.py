@@ -145,6 +145,22 @@ class EmbeddedEngine(Engine):
                 if ok
             }
 
+    def vector_matrix(self, ids: Sequence[str], space: str = IMAGE_SPACE) -> np.ndarray:
+        """One gather from the RAM matrix (no per-id dict): the re-scoring hot path."""
+        with self.snapshot.lock:
+            sp = self.snapshot.ensure(space)
+            if sp is None:
+                return np.zeros((len(ids), 0), dtype=np.float32)
+            cat = self.snapshot.catalog
+            sp.reserve_rows(cat.n)
+            rows = np.fromiter((cat.row_of.get(pid, -1) for pid in ids), np.int64, len(ids))
+            known = rows >= 0
+            safe = np.where(known, rows, 0)
+            keep = known & cat.alive[safe] & (sp.dims[safe] > 0)
+            out = sp.gather(safe)
+            out[~keep] = 0.0
+            return out
+
     def serving_vector(self, space: str, vector: np.ndarray) -> np.ndarray:
         """A raw model vector as this space serves its rows (reduced when a PCA is stored)."""
         with self.snapshot.lock:
