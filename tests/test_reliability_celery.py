@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,13 @@ from tests.test_reliability_support import (
 
 pytestmark = pytest.mark.slow
 
+
+@pytest.fixture
+def broker9() -> Iterator[str]:
+    with private_broker() as url:
+        yield url
+
+
 N = 1000
 BATCH = 20
 VISIBILITY = 20  # s (time limit 10 s): batches take ~1 s here; production keeps 7200
@@ -32,11 +40,11 @@ VISIBILITY = 20  # s (time limit 10 s): batches take ~1 s here; production keeps
 
 @pytest.mark.parametrize("kill", ["pool-process", "whole-worker"])
 def test_kill_9_mid_batch_loses_nothing_and_repeats_nothing(
-    tmp_path: Path, mobilenet_path: Path, kill: str
+    tmp_path: Path, mobilenet_path: Path, broker9: str, kill: str
 ) -> None:
     """1000 products queued; kill -9 when 300 are indexed; every product indexed exactly once."""
     queue = f"kill-{uuid.uuid4().hex[:8]}"
-    broker = private_broker(queue)
+    broker = broker9
     data = tmp_path / "data"
     catalogue = write_catalogue(tmp_path / "catalogue", make_records(N))
     with open_engine(model_settings(data)) as engine:  # type: ignore[arg-type]
@@ -87,10 +95,10 @@ def test_kill_9_mid_batch_loses_nothing_and_repeats_nothing(
 
 
 def test_poison_message_is_dead_lettered_and_queue_drains(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, broker9: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     queue = f"poison-{uuid.uuid4().hex[:8]}"
-    broker = private_broker(queue)
+    broker = broker9
     sender = producer(broker)
     poison = sender.send_task("test.crash", args=["boom"], queue=queue)
     good = [sender.send_task("test.ok", args=[i], queue=queue) for i in range(20)]
@@ -114,12 +122,14 @@ def test_poison_message_is_dead_lettered_and_queue_drains(
     assert redis.Redis.from_url(broker).llen(queue) == 1
 
 
-def test_hostile_images_cost_one_image_not_the_worker(tmp_path: Path, mobilenet_path: Path) -> None:
+def test_hostile_images_cost_one_image_not_the_worker(
+    tmp_path: Path, mobilenet_path: Path, broker9: str
+) -> None:
     """A batch full of hostile images through a real worker: per-image errors, same pool."""
     from tests.test_hostile_images import WRONG_CONTENT, deflate_bomb, encoded
 
     queue = f"hostile-{uuid.uuid4().hex[:8]}"
-    broker = private_broker(queue)
+    broker = broker9
     folder = tmp_path / "catalogue"
     folder.mkdir()
     hostile = {"bomb.png": deflate_bomb(7000, 7000), "cut.jpg": encoded("JPEG")[:200]}

@@ -8,7 +8,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -22,17 +23,29 @@ from tests.conftest import ROOT, TF2_MOBILENET
 BROKER_DB = 9  # a Redis database of its own: no other test's queue or unacked messages
 
 
-def private_broker(queue: str) -> str:
-    """A Redis URL on database 9, flushed; skips the test when Redis is not running."""
+@contextmanager
+def private_broker() -> Iterator[str]:
+    """A flushed Redis database 9 held by this test alone; skips when Redis is not running.
+
+    Test runs of several engineers share one Redis: a lock in database 0 makes them take
+    turns instead of flushing each other's queues.
+    """
     base = get_settings().redis_url.rsplit("/", 1)[0]
     url = f"{base}/{BROKER_DB}"
     try:
-        client = redis.Redis.from_url(url)
-        client.ping()
+        redis.Redis.from_url(url).ping()
     except redis.RedisError as exc:
         pytest.skip(f"no Redis at {url} ({exc}); scripts/ensure-redis starts one")
-    client.flushdb()
-    return url
+    lock = redis.Redis.from_url(f"{base}/0").lock(
+        "lookalike:test-lock:broker-db-9", timeout=900, blocking_timeout=900
+    )
+    if not lock.acquire():
+        pytest.fail("another test run held Redis database 9 for 15 minutes")
+    try:
+        redis.Redis.from_url(url).flushdb()
+        yield url
+    finally:
+        lock.release()
 
 
 def producer(url: str) -> Celery:
