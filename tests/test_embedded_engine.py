@@ -368,3 +368,30 @@ def small_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedE
 def test_any_text_is_a_safe_query(small_engine: EmbeddedEngine, text: str) -> None:
     hits = small_engine.keyword_search(text, Term("color", "red"), limit=5)
     assert all(h.id == "p" for h in hits)
+
+
+def test_keyword_index_rebuilds_when_a_crashed_writer_left_it_unusable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer killed mid-commit can leave files tantivy refuses to overwrite (seen: a stale
+    ``.del`` file, "FileAlreadyExists"); the next sync rebuilds the derived index from SQLite."""
+    from lookalike.engines.embedded import keyword
+
+    rng = np.random.default_rng(3)
+    with EmbeddedEngine(tmp_path) as engine:
+        engine.upsert(
+            [doc(f"a{i}", v, title=f"red dress {i}") for i, v in enumerate(unit_rows(rng, 5, 8))]
+        )
+        assert len(engine.keyword_search("dress")) == 5
+        failures: list[int] = []
+
+        def broken_replay(self: Any, index: Any, applied: int) -> int:
+            failures.append(applied)
+            raise ValueError('Failed to open file for write: FileAlreadyExists("x.8107.del")')
+
+        monkeypatch.setattr(keyword.KeywordIndex, "_replay_locked", broken_replay)
+        engine.upsert([doc("b0", unit_rows(rng, 1, 8)[0], title="blue dress")])
+        found = {c.id for c in engine.keyword_search("dress")}
+        assert failures and found == {"a0", "a1", "a2", "a3", "a4", "b0"}
+        engine.delete(["a0"])
+        assert "a0" not in {c.id for c in engine.keyword_search("dress")}

@@ -11,6 +11,7 @@ turned into term queries (see :mod:`lookalike.engines.embedded.tantivy_query`).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -44,6 +45,15 @@ ROW_COLUMNS = "id, rowid, deleted, price, terms, doc"
 LIVE_ROWS = f"SELECT {ROW_COLUMNS} FROM products WHERE deleted = 0 ORDER BY rowid"
 Resolver = Callable[[np.ndarray], list[str | None]]
 
+log = logging.getLogger("lookalike.engine.keyword")
+
+
+def _tantivy_failure(exc: BaseException) -> bool:
+    """tantivy reports failures as ValueError/OSError/RuntimeError or a Rust panic."""
+    return isinstance(exc, ValueError | OSError | RuntimeError) or (
+        type(exc).__name__ == "PanicException"
+    )
+
 
 @contextmanager
 def _translate(what: str) -> Iterator[None]:
@@ -53,9 +63,7 @@ def _translate(what: str) -> Iterator[None]:
     except EngineError:
         raise
     except BaseException as exc:
-        if isinstance(exc, ValueError | OSError | RuntimeError) or (
-            type(exc).__name__ == "PanicException"
-        ):
+        if _tantivy_failure(exc):
             raise EngineError(f"keyword index {what} failed: {exc}") from exc
         raise
 
@@ -194,7 +202,16 @@ class KeywordIndex:
                         self._index = self._rebuild_locked()
                         return
                     if on_disk < target:
-                        on_disk = self._replay_locked(index, on_disk)
+                        try:
+                            on_disk = self._replay_locked(index, on_disk)
+                        except BaseException as exc:
+                            if not _tantivy_failure(exc):
+                                raise
+                            # A writer killed mid-commit can leave files tantivy refuses to
+                            # overwrite (e.g. a stale .del): the index is derived, so rebuild.
+                            log.warning("keyword index replay failed (%s); rebuilding", exc)
+                            self._index = self._rebuild_locked()
+                            return
             index.reload()
             self._applied = on_disk
 
