@@ -80,7 +80,7 @@ def evaluate(neighbours: np.ndarray, ids: list[str], judges: dict[str, LabelJudg
             grades_all = judge.grades(anchor)
             ranked = neighbours[i]
             ideal = [int(g) for g in grades_all[grades_all > 0]]
-            rows.append((anchor, [], [int(grades_all[j]) for j in ranked], ideal, ""))
+            rows.append(([int(grades_all[j]) for j in ranked], ideal, ""))
         figures[name] = score(rows, neighbours.shape[1], name).overall
     return figures
 

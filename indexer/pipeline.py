@@ -19,7 +19,7 @@ import numpy as np
 from indexer.context import IndexContext
 from indexer.vocabulary import load_encoder
 from lookalike.attributes import AttributeEncoder
-from lookalike.documents import Document, ImageEntry
+from lookalike.documents import Document, ImageEntry, catalogue_fields
 from lookalike.errors import ImageError
 from lookalike.images import decode_image, fetch_bytes, hash_bytes
 from lookalike.records import ProductRecord
@@ -181,14 +181,7 @@ def index_batch(
             models["attributes"] = encoder.tag
         docs.append(
             Document(
-                id=record.id,
-                title=record.title,
-                description=record.description,
-                brand=record.brand,
-                category=record.category,
-                color=record.color,
-                price=record.price,
-                attributes=record.attributes,
+                **catalogue_fields(record),
                 images=entries,
                 vectors=doc_vectors,
                 models=models,

@@ -24,7 +24,7 @@ from pathlib import Path
 from indexer.context import build_context
 from indexer.pipeline import BatchReport, index_batch
 from indexer.vocabulary import fit_vocabulary
-from lookalike.documents import Product
+from lookalike.documents import Product, catalogue_fields
 from lookalike.engines import Engine, open_engine
 from lookalike.errors import EngineError
 from lookalike.records import ProductRecord
@@ -62,17 +62,7 @@ def record_of(product: Product) -> ProductRecord | None:
     uris = [i.uri for i in sorted(product.images, key=lambda i: i.position) if i.uri]
     if not uris:
         return None
-    return ProductRecord(
-        id=product.id,
-        title=product.title,
-        description=product.description,
-        brand=product.brand,
-        category=product.category,
-        color=product.color,
-        price=product.price,
-        attributes=product.attributes,
-        images=uris,
-    )
+    return ProductRecord(**catalogue_fields(product), images=uris)
 
 
 def stored_records(engine: Engine, size: int, skipped: list[str]) -> Iterator[list[ProductRecord]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +19,23 @@ class ImageEntry:
     hash: str | None = None
     vector: np.ndarray | None = None  # float32 [dim], L2-normalised; None when it failed
     error: str | None = None
+
+
+CATALOGUE_FIELDS = (
+    "id",
+    "title",
+    "description",
+    "brand",
+    "category",
+    "color",
+    "price",
+    "attributes",
+)
+
+
+def catalogue_fields(source: object) -> dict[str, Any]:
+    """The catalogue fields (all but images) of a record, document or stored product."""
+    return {name: getattr(source, name) for name in CATALOGUE_FIELDS}
 
 
 @dataclass

@@ -128,12 +128,12 @@ def _mean(rows: list[tuple[float, float, float, float]]) -> Metrics:
 
 
 def score(
-    rankings: Iterable[tuple[str, list[str], list[int], list[int], str]], k: int, judged_by: str
+    rankings: Iterable[tuple[list[int], list[int], str]], k: int, judged_by: str
 ) -> EvalReport:
-    """Metrics from ``(anchor, ranked ids, their grades, all relevant grades, group)`` rows."""
+    """Metrics from ``(grades of the ranked ids, grades of every relevant item, group)`` rows."""
     rows: list[tuple[float, float, float, float]] = []
     groups: dict[str, list[tuple[float, float, float, float]]] = defaultdict(list)
-    for _anchor, _ranked, grades, ideal, group in rankings:
+    for grades, ideal, group in rankings:
         row = (
             precision_at_k(grades, k),
             recall_at_k(grades, k, len(ideal)),
@@ -189,7 +189,7 @@ def evaluate(
             relevant = judge.judgements[anchor]
             ranked = timed(anchor)
             ideal = [g for g in relevant.values() if g > 0]
-            rows.append((anchor, ranked, [relevant.get(r, 0) for r in ranked], ideal, "golden"))
+            rows.append(([relevant.get(r, 0) for r in ranked], ideal, "golden"))
         report = score(rows, k, f"golden set {golden.name}")
     else:
         if not labels:
@@ -204,7 +204,7 @@ def evaluate(
             ranked = timed(anchor)
             grades = [int(grades_all[label_judge.row[r]]) for r in ranked]
             ideal = [int(g) for g in grades_all[grades_all > 0]]
-            rows.append((anchor, ranked, grades, ideal, label_judge.group(anchor)))
+            rows.append((grades, ideal, label_judge.group(anchor)))
         report = score(rows, k, "labels " + ", ".join(labels))
     report.p50_ms = statistics.median(latencies) if latencies else 0.0
     report.p95_ms = percentile(latencies, 0.95)

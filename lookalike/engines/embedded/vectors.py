@@ -138,8 +138,7 @@ class VectorSpace:
 
     # -- search ------------------------------------------------------------------------------
     def query_vector(self, vector: np.ndarray) -> np.ndarray | None:
-        """The query as a unit row of the matrix width, or None if it cannot match."""
-        vector = self.serving(vector)
+        """The query (already in serving form) as a unit row of the matrix width, or None."""
         q = np.zeros(self.width, dtype=np.float32)
         d = min(len(vector), self.width)
         q[:d] = vector[:d]
