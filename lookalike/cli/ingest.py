@@ -1,0 +1,147 @@
+"""Commands that change the catalogue: index, delete, worker, convert, reindex."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lookalike.cli.common import JsonOpt, app, console, errors, run
+from lookalike.settings import Settings
+
+
+@app.command()
+def index(
+    catalogue: Annotated[Path, typer.Argument(help="JSON Lines or CSV catalogue file.")],
+    queue: Annotated[bool, typer.Option("--queue", help="Enqueue Celery jobs on Redis.")] = False,
+    wait: Annotated[bool, typer.Option(help="With --queue: wait for the jobs and report.")] = False,
+    mapping: Annotated[
+        list[str] | None, typer.Option("--map", help="CSV: FIELD=COLUMN (repeatable).")
+    ] = None,
+    attribute_columns: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attribute",
+            help="CSV: a column to keep as an attribute (repeatable); "
+            "default: every unmapped column.",
+        ),
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Products per batch/job.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Index a catalogue: validate, load images, embed, upsert (idempotent)."""
+    from indexer.run import enqueue_catalogue, index_catalogue
+    from lookalike.records import CsvMapping
+
+    settings = Settings()
+    size = batch_size or settings.batch_size
+    with errors():
+        csv_mapping = CsvMapping.parse(mapping, attribute_columns)
+        if queue:
+            from indexer.queue import wait_for
+            from lookalike.engines import open_engine
+
+            with open_engine(settings) as engine:
+                job_ids, report = enqueue_catalogue(catalogue, engine, csv_mapping, size)
+            console.print(f"enqueued {report.products} products in {len(job_ids)} jobs")
+            if wait:
+                report.batches = wait_for(job_ids)
+        else:
+            from tqdm import tqdm
+
+            from indexer.context import build_context
+
+            ctx = build_context(settings)
+            with tqdm(unit="product", desc="indexing", file=sys.stderr) as bar:
+                report = index_catalogue(catalogue, ctx, csv_mapping, size, bar.update)
+            ctx.engine.close()
+    for err in report.record_errors:
+        console.print(f"[yellow]rejected[/yellow] {err}")
+    for image_error in report.batches.image_errors:
+        console.print(
+            f"[yellow]image error[/yellow] {image_error['id']} {image_error['image']}: "
+            f"{image_error['error']}"
+        )
+    summary = report.to_dict()
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        b = report.batches
+        console.print(
+            f"products: {report.products}, inserted {b.inserted}, updated {b.updated}, "
+            f"unchanged {b.unchanged}; images embedded {b.embedded_images}, reused "
+            f"{b.reused_images}, failed {len(b.image_errors)}; records rejected "
+            f"{len(report.record_errors)}"
+        )
+
+
+@app.command()
+def delete(ids: Annotated[list[str], typer.Argument(help="Product ids to delete.")]) -> None:
+    """Delete products by id."""
+    from lookalike.engines import open_engine
+
+    with errors(), open_engine(Settings()) as engine:
+        removed = engine.delete(ids)
+        engine.refresh()
+    console.print(f"deleted {removed} of {len(ids)}")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Run a Celery worker that indexes queued batches."""
+    from indexer.celery_app import app as celery_app
+
+    celery_app.worker_main(
+        ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", "lookalike"]
+    )
+
+
+@app.command()
+def convert(
+    dataset: Annotated[str, typer.Argument(help="Dataset kind: fashion-10k.")],
+    source: Annotated[Path, typer.Argument(help="The dataset's folder.")],
+    output: Annotated[Path, typer.Argument(help="Catalogue file to write (JSON Lines).")],
+    limit: Annotated[int | None, typer.Option(help="Only the first N products.")] = None,
+) -> None:
+    """Convert a public dataset into the catalogue format."""
+    from lookalike.datasets import convert_dataset
+
+    count = run(lambda: convert_dataset(dataset, source, output, limit))
+    console.print(f"wrote {count} products to {output}")
+
+
+@app.command()
+def reindex(
+    model: Annotated[str, typer.Option("--model", help="The new image model (as in settings).")],
+    image_tensor: Annotated[
+        str | None, typer.Option("--image-tensor", help="TFLite tensor of the new model.")
+    ] = None,
+    text_model: Annotated[
+        str | None, typer.Option("--text-model", help="A new text model (default: unchanged).")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Products per batch.")] = None,
+    keep_old: Annotated[
+        bool, typer.Option("--keep-old", help="OpenSearch: keep the old index after the swap.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Blue/green re-index for a model change: build anew while serving, then switch."""
+    from indexer.reindex import reindex as run_reindex
+
+    report = run(
+        lambda: run_reindex(Settings(), model, image_tensor, text_model, batch_size, keep_old)
+    )
+    data = report.to_dict()
+    if as_json:
+        sys.stdout.write(json.dumps(data) + "\n")
+        return
+    console.print(
+        f"reindexed {data['products']} products with {model} into {data['target']}; "
+        f"switched from {', '.join(report.previous) or 'nothing'}"
+    )

@@ -1,0 +1,129 @@
+"""Operating commands: pca, serve, stats, eval."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lookalike.cli.common import JsonOpt, app, console, errors
+from lookalike.settings import Settings
+
+
+@app.command(name="pca")
+def pca_fit(
+    dim: Annotated[int, typer.Option("--dim", help="Dimensions to keep.")],
+    space: Annotated[str, typer.Option("--space", help="Vector space to fit.")] = "image",
+    sample: Annotated[int, typer.Option("--sample", help="Products to fit on.")] = 50_000,
+) -> None:
+    """Fit a PCA on the catalogue's vectors and store it with the model (smaller vectors)."""
+    from lookalike.engines import open_engine
+    from lookalike.pca import fit_engine
+
+    with errors(), open_engine(Settings()) as engine:
+        fitted = fit_engine(engine, space, dim, sample)
+    console.print(
+        f"stored PCA {fitted.tag}: {dim} dimensions keep {fitted.explained:.1%} of the variance"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Start the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from lookalike.api.app import create_app
+
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+
+
+@app.command()
+def stats(as_json: JsonOpt = False) -> None:
+    """How many products the engine holds."""
+    from lookalike.engines import open_engine
+
+    with errors(), open_engine(Settings()) as engine:
+        data = {"products": engine.count()}
+    if as_json:
+        sys.stdout.write(json.dumps(data) + "\n")
+    else:
+        console.print(f"products: {data['products']}")
+
+
+@app.command(name="eval")
+def evaluate_command(
+    labels: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label",
+            "-l",
+            help="Relevance label: a field or attribute (repeatable; "
+            "the first must match, each further match raises the grade).",
+        ),
+    ] = None,
+    golden: Annotated[
+        Path | None,
+        typer.Option(help='Golden set: JSON Lines {"anchor": ID, "relevant": {ID: GRADE}}.'),
+    ] = None,
+    k: Annotated[int, typer.Option("--k", "-k", help="Cut-off rank.")] = 10,
+    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N anchors.")] = None,
+    weights: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--weight",
+            "-w",
+            help="SIGNAL=WEIGHT overriding a default (repeatable), "
+            "e.g. text=0 to judge the image model alone.",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate "more like this": precision@k, recall@k, nDCG@k and MRR, per label value."""
+    from lookalike.engines import open_engine
+    from lookalike.evaluation import evaluate
+    from reranker import parse_weights
+
+    with errors(), open_engine(Settings()) as engine:
+        report = evaluate(
+            engine,
+            labels or ([] if golden else ["category"]),
+            k,
+            golden,
+            limit,
+            parse_weights(weights or []),
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+        return
+    table = Table(
+        "value",
+        "queries",
+        f"P@{k}",
+        f"R@{k}",
+        f"nDCG@{k}",
+        "MRR",
+        title=f"more like this, judged by {report.judged_by}",
+    )
+    rows = [("(overall)", report.overall)] + sorted(
+        report.per_value.items(), key=lambda kv: -kv[1].queries
+    )
+    for name, m in rows:
+        table.add_row(
+            name,
+            str(m.queries),
+            f"{m.precision:.3f}",
+            f"{m.recall:.3f}",
+            f"{m.ndcg:.3f}",
+            f"{m.mrr:.3f}",
+        )
+    Console().print(table)
+    console.print(f"latency p50 {report.p50_ms:.2f} ms, p95 {report.p95_ms:.2f} ms")
