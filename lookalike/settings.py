@@ -109,6 +109,22 @@ class Settings(BaseSettings):
     opensearch_prefix: str = Field(
         "lookalike", description="Prefix of the OpenSearch index, alias and cache names."
     )
+    env: str = Field(
+        "development",
+        pattern=r"^[a-z]+$",
+        description="`development` or anything else (`production`): outside development the "
+        "API refuses to start without strong write keys.",
+    )
+    api_keys: str = Field(
+        "", description="Comma-separated API keys allowed to write (ingest, delete, admin)."
+    )
+    read_keys: str = Field("", description="Comma-separated API keys allowed only to read.")
+    read_requires_key: bool = Field(
+        False, description="Read endpoints need a read or write key too."
+    )
+    allow_anonymous_writes: bool = Field(
+        False, description="Development only: write endpoints work without a key."
+    )
 
     @classmethod
     def settings_customise_sources(
