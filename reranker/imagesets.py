@@ -1,0 +1,227 @@
+"""Products compared as sets of images: four set similarities, a threshold ``s`` and a top ``m``.
+
+Every product has a matrix of unit image vectors ``[images, dim]``, in no fixed order and of
+any size. ``S = A · Cᵀ`` holds the cosine of every (anchor image, candidate image) pair:
+
+- ``mean`` — cosine of the two L2-normalised mean vectors (one picture per product; the
+  re-ranker's visual signal before image sets, kept as the default path);
+- ``max`` — the best pair;
+- ``greedy`` — repeatedly take the best remaining pair and remove both images;
+- ``assignment`` — the one-to-one matching of largest total similarity
+  (``scipy.optimize.linear_sum_assignment``).
+
+For ``max``/``greedy``/``assignment`` the matched pairs then pass two filters: pairs under the
+threshold ``s`` do not count, and only the best ``m`` remaining pairs are kept. The score is the
+mean of the kept pairs (0 when none is left) and ``coverage = 2·kept / (|A| + |C|)``, the
+share of both products' images that take part in a kept pair.
+
+:func:`match` scores one pair of sets and lists its pairs (explanations, tests);
+:func:`set_scores` scores one anchor set against a whole window at once (re-ranking).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from lookalike.errors import InvalidInput
+
+METHODS = ("mean", "max", "greedy", "assignment")
+MAX_SET_IMAGES = 64  # images of one uploaded query set
+
+
+@dataclass(frozen=True)
+class SetOptions:
+    """How two image sets are compared: ``method``, threshold ``s`` and top ``m``."""
+
+    method: str = "mean"
+    threshold: float | None = None
+    m: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InvalidInput(f"set method must be one of {', '.join(METHODS)}", got=self.method)
+        if self.threshold is not None and not (
+            math.isfinite(self.threshold) and -1.0 <= self.threshold <= 1.0
+        ):
+            raise InvalidInput("set threshold must be a cosine in [-1, 1]", got=self.threshold)
+        if self.m is not None and (isinstance(self.m, bool) or self.m < 1):
+            raise InvalidInput("set m must be an integer >= 1", got=self.m)
+        if self.method == "mean" and (self.threshold is not None or self.m is not None):
+            raise InvalidInput(
+                "set threshold and m apply to the max, greedy and assignment methods, not mean"
+            )
+
+    @property
+    def per_image(self) -> bool:
+        """Whether the comparison needs every image's vector (not only the product's mean)."""
+        return self.method != "mean"
+
+
+@dataclass
+class SetMatch:
+    """One set compared with another: its score, the kept pairs and the coverage."""
+
+    score: float
+    pairs: list[tuple[int, int, float]] = field(default_factory=list)  # (anchor row, cand row, s)
+    coverage: float = 0.0
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), float64."""
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.ndim == 1:
+        m = m[None, :]
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    out: np.ndarray = np.divide(m, norms, out=np.zeros_like(m), where=norms > 0)
+    return out
+
+
+def _unit_mean(matrix: np.ndarray) -> np.ndarray:
+    mean = np.asarray(matrix, dtype=np.float64).mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return mean / norm if norm > 0 else mean
+
+
+def _pad_to(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-pad the narrower matrix's columns so both have one width (exact for cosine)."""
+    width = max(a.shape[-1], b.shape[-1])
+
+    def pad(x: np.ndarray) -> np.ndarray:
+        if x.shape[-1] == width:
+            return x
+        extra = [(0, 0)] * (x.ndim - 1) + [(0, width - x.shape[-1])]
+        return np.pad(x, extra)
+
+    return pad(a), pad(b)
+
+
+def _matched_pairs(sims: np.ndarray, method: str) -> list[tuple[int, int, float]]:
+    """The pairs a method matches, best first (before the threshold and ``m``)."""
+    if method == "max":
+        i, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
+        return [(int(i), int(j), float(sims[i, j]))]
+    if method == "greedy":
+        left = sims.astype(np.float64, copy=True)
+        pairs = []
+        for _ in range(min(sims.shape)):
+            i, j = np.unravel_index(int(np.argmax(left)), left.shape)
+            pairs.append((int(i), int(j), float(sims[i, j])))
+            left[i, :] = -np.inf
+            left[:, j] = -np.inf
+        return pairs
+    rows, cols = linear_sum_assignment(sims, maximize=True)
+    pairs = [(int(i), int(j), float(sims[i, j])) for i, j in zip(rows, cols, strict=True)]
+    return sorted(pairs, key=lambda p: (-p[2], p[0], p[1]))
+
+
+def _keep(
+    pairs: list[tuple[int, int, float]], threshold: float | None, m: int | None
+) -> list[tuple[int, int, float]]:
+    kept = [p for p in pairs if threshold is None or p[2] >= threshold]
+    return kept if m is None else kept[:m]
+
+
+def match(anchor: np.ndarray, candidate: np.ndarray, options: SetOptions) -> SetMatch:
+    """Compare two image sets (rows are image vectors); the reference for :func:`set_scores`."""
+    a, c = _pad_to(unit_rows(anchor), unit_rows(candidate))
+    if len(a) == 0 or len(c) == 0:
+        return SetMatch(0.0)
+    if options.method == "mean":
+        return SetMatch(float(_unit_mean(a) @ _unit_mean(c)), [], 1.0)
+    kept = _keep(_matched_pairs(a @ c.T, options.method), options.threshold, options.m)
+    if not kept:
+        return SetMatch(0.0, [], 0.0)
+    score = float(np.mean([p[2] for p in kept]))
+    return SetMatch(score, kept, 2 * len(kept) / (len(a) + len(c)))
+
+
+def pack(
+    sets: Sequence[np.ndarray | None], width: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sets of different sizes as one zero-padded tensor ``[n, k, dim]`` and a mask ``[n, k]``.
+
+    A missing set (None, or no rows) is all mask-off: it scores 0.
+    """
+    rows = [np.zeros((0, 0)) if s is None else np.asarray(s) for s in sets]
+    rows = [r[None, :] if r.ndim == 1 else r for r in rows]
+    k = max((len(r) for r in rows), default=0)
+    dim = width if width is not None else max((r.shape[1] for r in rows if len(r)), default=0)
+    out = np.zeros((len(rows), max(k, 1), dim), dtype=np.float64)
+    mask = np.zeros((len(rows), max(k, 1)), dtype=bool)
+    for n, r in enumerate(rows):
+        if len(r):
+            out[n, : len(r), : r.shape[1]] = unit_rows(r)
+            mask[n, : len(r)] = True
+    return out, mask
+
+
+def set_scores(
+    anchor: np.ndarray, candidates: np.ndarray, mask: np.ndarray, options: SetOptions
+) -> np.ndarray:
+    """Score one anchor set ``[a, dim]`` against packed candidate sets ``[n, k, dim]``.
+
+    Equals ``[match(anchor, c_i, options).score for i]``. ``max`` and ``greedy`` run on the
+    whole window at once (greedy takes ``min(a, k)`` vectorised steps); ``assignment`` solves
+    one small problem per candidate.
+    """
+    n = candidates.shape[0]
+    a = unit_rows(anchor)
+    if n == 0 or len(a) == 0:
+        return np.zeros(n)
+    a, cands = _pad_to(a, candidates)
+    counts = mask.sum(axis=1)
+    has = counts > 0
+    if options.method == "mean":
+        means = (cands * mask[:, :, None]).sum(axis=1)
+        norms = np.linalg.norm(means, axis=1)
+        sims_mean = means @ _unit_mean(a)
+        return np.divide(sims_mean, norms, out=np.zeros(n), where=norms > 0)
+    sims = np.einsum("nkd,ad->nak", cands, a)  # [n, a, k]
+    sims = np.where(mask[:, None, :], sims, -np.inf)
+    if options.method == "assignment":
+        out = np.zeros(n)
+        for i in np.flatnonzero(has):
+            block = sims[i][:, : counts[i]]
+            rows, cols = linear_sum_assignment(block, maximize=True)
+            out[i] = _kept_mean(np.sort(block[rows, cols])[::-1], options)
+        return out
+    steps = 1 if options.method == "max" else min(len(a), sims.shape[2])
+    taken = np.full((n, steps), -np.inf)
+    left = sims.copy()
+    flat = left.reshape(n, -1)
+    width = sims.shape[2]
+    idx = np.arange(n)
+    for step in range(steps):
+        best = np.argmax(flat, axis=1)
+        taken[:, step] = flat[idx, best]
+        i, j = best // width, best % width
+        left[idx, i, :] = -np.inf
+        left[idx, :, j] = -np.inf
+    return _kept_means(taken, options)
+
+
+def _kept_mean(values: np.ndarray, options: SetOptions) -> float:
+    """Mean of descending pair scores after the threshold and ``m`` (0 when none is kept)."""
+    kept = values[np.isfinite(values)]
+    if options.threshold is not None:
+        kept = kept[kept >= options.threshold]
+    if options.m is not None:
+        kept = kept[: options.m]
+    return float(kept.mean()) if kept.size else 0.0
+
+
+def _kept_means(taken: np.ndarray, options: SetOptions) -> np.ndarray:
+    """:func:`_kept_mean` over rows of descending pair scores (``-inf`` = no pair)."""
+    keep = np.isfinite(taken)
+    if options.threshold is not None:
+        keep &= taken >= options.threshold
+    if options.m is not None:
+        keep &= np.cumsum(keep, axis=1) <= options.m
+    total = np.where(keep, taken, 0.0).sum(axis=1)
+    count = keep.sum(axis=1)
+    return np.divide(total, count, out=np.zeros(len(taken)), where=count > 0)
