@@ -125,6 +125,17 @@ class Settings(BaseSettings):
     allow_anonymous_writes: bool = Field(
         False, description="Development only: write endpoints work without a key."
     )
+    max_body_bytes: int = Field(
+        25_000_000,
+        ge=1024,
+        description="Largest request body the API reads (counted as it streams in), in bytes.",
+    )
+    ingest_mode: str = Field(
+        "queue",
+        pattern=r"^(queue|inline)$",
+        description="`POST /products`: `queue` (Celery jobs on Redis) or `inline` (indexed "
+        "in the API process, no broker).",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -9,8 +9,12 @@ from fastapi import FastAPI
 from threadpoolctl import threadpool_limits
 
 from lookalike import __version__
-from lookalike.api.errors import install_error_handlers
+from lookalike.api.errors import ERROR_RESPONSES, install_error_handlers
+from lookalike.api.limits import BodyLimit
 from lookalike.api.routes import images, products, search, web
+from lookalike.api.routes.admin import router as admin_router
+from lookalike.api.routes.ingest import router as ingest_router
+from lookalike.api.security import ReadAccess, check_security
 from lookalike.engines import Engine, open_engine
 from lookalike.settings import Settings, get_settings
 
@@ -18,6 +22,7 @@ from lookalike.settings import Settings, get_settings
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     """Build the app; the engine is opened at startup unless one is given (tests)."""
     settings = settings or get_settings()
+    check_security(settings)  # outside development: no start without strong write keys
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,11 +42,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         description="Visual product-similarity search: more like this, and keyword search "
         "re-sorted by similarity to anchor products.",
         lifespan=lifespan,
+        dependencies=[ReadAccess],
+        responses=ERROR_RESPONSES,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(products.router)
     app.include_router(search.router)
+    app.include_router(ingest_router)
+    app.include_router(admin_router)
     app.include_router(images.router)
     app.include_router(web.router)
 

@@ -34,6 +34,7 @@ from lookalike.errors import ConfigError, LookalikeError
 from lookalike.settings import Settings
 
 MIN_KEY_CHARS = 16
+OPEN_PATHS = frozenset({"/health"})  # load-balancer probes carry no key
 # Keys anyone would try first; refused outside development whatever their length.
 WEAK_KEYS = frozenset(
     {
@@ -175,6 +176,8 @@ def require_read(
     """Anyone may read unless LOOKALIKE_READ_REQUIRES_KEY; a presented key must be valid."""
     settings: Settings = request.app.state.settings
     principal = _principal(settings, _presented_key(bearer, header))
+    if request.url.path in OPEN_PATHS:
+        return principal
     if principal.scope == "anonymous" and settings.read_requires_key:
         raise Unauthorized("this endpoint needs an API key (Authorization: Bearer or X-API-Key)")
     return principal

@@ -75,6 +75,11 @@ class Engine(ABC):
         the space: the same vector unless the engine serves a reduced (PCA) form."""
         return vector
 
+    def stored_vectors(self, ids: Sequence[str], space: str, model: str) -> dict[str, np.ndarray]:
+        """Product vectors of a space exactly as upserted under ``model`` (before any serving
+        reduction): what a rewritten document must carry. Defaults to ``vectors()``."""
+        return self.vectors(ids, space)
+
     @abstractmethod
     def image_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Per-image vectors ``[m, dim]`` by product id (products compared as image sets)."""

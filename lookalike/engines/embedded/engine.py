@@ -161,6 +161,10 @@ class EmbeddedEngine(Engine):
             out[~keep] = 0.0
             return out
 
+    def stored_vectors(self, ids: Sequence[str], space: str, model: str) -> dict[str, np.ndarray]:
+        """From SQLite, which keeps model vectors unreduced (RAM may hold PCA'd rows)."""
+        return self.store.product_vectors(list(ids), space, model)
+
     def serving_vector(self, space: str, vector: np.ndarray) -> np.ndarray:
         """A raw model vector as this space serves its rows (reduced when a PCA is stored)."""
         with self.snapshot.lock:

@@ -1,0 +1,164 @@
+"""Writing a field value back to stored products, marked as inferred, with its provenance.
+
+A stored product is rebuilt into a :class:`~lookalike.documents.Document` from what the engine
+keeps: its catalogue fields, its image entries with their cached vectors (by content hash and
+image model tag) and its other product vectors as upserted (``Engine.stored_vectors``), with
+the same model tags. Only the field changes, plus:
+
+* ``attributes["inferred"]`` lists the fields whose value was inferred (filterable as
+  ``inferred=color``); it is left out of the attribute-similarity vector;
+* the provenance (value, source, confidence, neighbours, time) is kept in the engine's
+  metadata under ``inferred:<id>`` as JSON, one entry per field.
+
+The fingerprint is the pipeline's, so re-indexing an export of the updated catalogue changes
+nothing, while re-indexing the original catalogue (still without the value) overwrites it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from lookalike.documents import Document, ImageEntry, Product, catalogue_fields
+from lookalike.engines import Engine
+from lookalike.errors import InvalidInput, NotFound
+from lookalike.records import ProductRecord
+
+KEYWORD_FIELDS = ("brand", "category", "color")
+INFERRED_KEY = "inferred"
+PROVENANCE_PREFIX = "inferred:"
+_ATTRIBUTE_KEY = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")  # as filters accept a bare key
+MAX_VALUE_CHARS = 200
+
+
+def check_field(field: str) -> str:
+    """A field that can be filled: brand, category, color or an attribute key."""
+    if field in KEYWORD_FIELDS:
+        return field
+    if field == INFERRED_KEY or field in ("id", "title", "description", "price", "images"):
+        raise InvalidInput(
+            f"field {field!r} cannot be filled; use brand, category, color or an attribute key"
+        )
+    if not isinstance(field, str) or not _ATTRIBUTE_KEY.match(field):
+        raise InvalidInput(f"invalid attribute key {field!r}: letters, digits, _ and -")
+    return field
+
+
+def check_value(value: str) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if not text or len(text) > MAX_VALUE_CHARS:
+        raise InvalidInput(f"value must be 1-{MAX_VALUE_CHARS} characters, got {value!r}")
+    return text
+
+
+def field_values(product: Product, field: str) -> list[str]:
+    """The product's values of a field ([] when missing or empty)."""
+    if field in KEYWORD_FIELDS:
+        value = getattr(product, field)
+        return [value] if value else []
+    return [v for v in product.attributes.get(field, []) if v]
+
+
+def provenance(engine: Engine, product_id: str) -> dict[str, Any]:
+    """The stored provenance of a product's inferred values, by field ({} when none)."""
+    raw = engine.get_meta(PROVENANCE_PREFIX + product_id)
+    return json.loads(raw) if raw else {}
+
+
+def _record(product: Product, field: str, value: str) -> ProductRecord:
+    fields = catalogue_fields(product)
+    attributes = {k: list(v) for k, v in product.attributes.items()}
+    if field in KEYWORD_FIELDS:
+        fields[field] = value
+    else:
+        attributes[field] = [value]
+    attributes[INFERRED_KEY] = sorted(set(attributes.get(INFERRED_KEY, [])) | {field})
+    fields["attributes"] = attributes
+    uris = [i.uri for i in sorted(product.images, key=lambda i: i.position)]
+    return ProductRecord(**fields, images=uris or ["-"])
+
+
+def _document(engine: Engine, product: Product, record: ProductRecord) -> Document:
+    """The stored product as a document with the new fields, keeping vectors and model tags."""
+    from indexer.pipeline import fingerprint
+    from indexer.vocabulary import fit_vocabulary
+
+    models = dict(product.models)
+    image_tag = models.get("image")
+    hashes = [i.hash for i in product.images if i.hash and not i.error]
+    cached = engine.cached_image_vectors(hashes, image_tag) if image_tag and hashes else {}
+    images = [
+        ImageEntry(
+            position=i.position,
+            uri=i.uri,
+            hash=i.hash,
+            vector=cached.get(i.hash) if i.hash and not i.error else None,
+            error=i.error or (None if not i.hash or i.hash in cached else "vector not cached"),
+        )
+        for i in product.images
+    ]
+    vectors: dict[str, np.ndarray] = {}
+    for space, tag in models.items():
+        if space in ("image", "attributes"):
+            continue
+        found = engine.stored_vectors([product.id], space, tag).get(product.id)
+        if found is not None:
+            vectors[space] = found
+    models.pop("attributes", None)
+    similarity_view = record.model_copy(
+        update={"attributes": {k: v for k, v in record.attributes.items() if k != INFERRED_KEY}}
+    )
+    encoder = fit_vocabulary(engine, [similarity_view])
+    encoded = encoder.encode(similarity_view)
+    if np.any(encoded):
+        vectors["attributes"] = encoded
+        models["attributes"] = encoder.tag
+    if not any(img.vector is not None for img in images):
+        models.pop("image", None)
+    return Document(
+        **catalogue_fields(record),
+        images=images,
+        vectors=vectors,
+        models=models,
+        fingerprint=fingerprint(record, [i.hash for i in images], models),
+    )
+
+
+def write_values(
+    engine: Engine,
+    ids: Sequence[str],
+    field: str,
+    value: str,
+    *,
+    source: str,
+    details: dict[str, dict[str, Any]] | None = None,
+) -> int:
+    """Set ``field`` to ``value`` on every product of ``ids``, marked inferred; returns how many.
+
+    ``details`` adds per-product provenance (confidence, neighbours). Unknown ids fail the whole
+    call before anything is written.
+    """
+    field, value = check_field(field), check_value(value)
+    ids = list(dict.fromkeys(ids))
+    if not ids:
+        raise InvalidInput("no product ids given")
+    products = engine.get(ids)
+    missing = [pid for pid in ids if pid not in products]
+    if missing:
+        raise NotFound(f"unknown product ids: {', '.join(missing[:10])}", ids=missing[:100])
+    docs = [_document(engine, products[pid], _record(products[pid], field, value)) for pid in ids]
+    engine.upsert(docs)
+    stamp = time.time()
+    for pid in ids:
+        entry: dict[str, Any] = {"value": value, "source": source, "at": stamp}
+        entry.update((details or {}).get(pid, {}))
+        history = provenance(engine, pid)
+        history[field] = entry
+        engine.set_meta(PROVENANCE_PREFIX + pid, json.dumps(history, ensure_ascii=False))
+    engine.refresh()
+    return len(ids)

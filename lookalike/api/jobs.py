@@ -1,0 +1,104 @@
+"""Work the API starts but does not finish in the request: Celery jobs and local threads.
+
+Ingest sends Celery jobs to the broker named by the app's settings (not the import-time
+global app, so a test or a second deployment can point elsewhere). Long admin work
+(re-indexing) runs in one background thread per job, tracked here by id.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery import Celery
+from fastapi import Request
+
+from lookalike.errors import LookalikeError
+
+_init_lock = threading.Lock()
+
+
+class Conflict(LookalikeError):
+    """The same kind of job is already running."""
+
+    code = "conflict"
+    status = 409
+
+
+def celery_app(request: Request) -> Celery:
+    """A producer app for the settings' broker, made once per API app."""
+    state = request.app.state
+    with _init_lock:
+        if getattr(state, "celery", None) is None:
+            from indexer.celery_app import make_celery
+
+            settings = state.settings
+            state.celery = make_celery(settings.redis_url, settings.visibility_timeout)
+    app: Celery = state.celery
+    return app
+
+
+def index_context(request: Request) -> Any:
+    """The inline-ingest context (models loaded once, on first use) over the app's engine."""
+    state = request.app.state
+    with _init_lock:
+        if getattr(state, "index_context", None) is None:
+            from indexer.context import build_context
+
+            state.index_context = build_context(state.settings, engine=state.engine)
+    ctx = state.index_context
+    ctx.engine = state.engine  # a reindex may have swapped the engine
+    return ctx
+
+
+@dataclass
+class LocalJob:
+    id: str
+    kind: str
+    state: str = "STARTED"
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    thread: threading.Thread | None = field(default=None, repr=False)
+
+
+class LocalJobs:
+    """Background threads by id; one running job per kind."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, LocalJob] = {}
+        self._lock = threading.Lock()
+
+    def get(self, job_id: str) -> LocalJob | None:
+        return self._jobs.get(job_id)
+
+    def start(self, kind: str, work: Callable[[], dict[str, Any]]) -> LocalJob:
+        with self._lock:
+            running = [j for j in self._jobs.values() if j.kind == kind and j.state == "STARTED"]
+            if running:
+                raise Conflict(f"a {kind} job is already running", job=running[0].id)
+            job = LocalJob(id=str(uuid.uuid4()), kind=kind)
+            self._jobs[job.id] = job
+
+        def run() -> None:
+            try:
+                job.result = work()
+                job.state = "SUCCESS"
+            except Exception as exc:  # noqa: BLE001 - the job reports its failure
+                job.error = f"{type(exc).__name__}: {exc}"
+                job.state = "FAILURE"
+
+        job.thread = threading.Thread(target=run, name=f"lookalike-{kind}-{job.id}", daemon=True)
+        job.thread.start()
+        return job
+
+
+def local_jobs(request: Request) -> LocalJobs:
+    state = request.app.state
+    with _init_lock:
+        if getattr(state, "local_jobs", None) is None:
+            state.local_jobs = LocalJobs()
+    jobs: LocalJobs = state.local_jobs
+    return jobs

@@ -1,0 +1,100 @@
+"""Admin endpoints (API key required): blue/green re-indexing and job states."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from lookalike.api.jobs import celery_app, local_jobs
+from lookalike.api.security import WRITE_RESPONSES, WriteAccess
+from lookalike.engines import open_engine
+from lookalike.settings import Settings
+
+router = APIRouter(tags=["admin"], dependencies=[WriteAccess], responses=WRITE_RESPONSES)
+
+ModelName = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class ReindexIn(BaseModel):
+    image_model: ModelName = Field(description="The new image model (name, folder or .tflite).")
+    image_tensor: str | None = Field(None, max_length=256)
+    text_model: ModelName | None = None
+    batch_size: int | None = Field(None, ge=1, le=10_000)
+    keep_old: bool = False
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str = Field(description="`reindex` (a thread in the API) or `index_batch` (Celery).")
+    state: str = Field(description="PENDING, STARTED, SUCCESS, FAILURE, RETRY...")
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def _reindex(request: Request, body: ReindexIn) -> dict[str, Any]:
+    """Build green, switch, then serve from the new target (the old engine closes later)."""
+    from indexer.reindex import reindex
+
+    app = request.app
+    settings: Settings = app.state.settings
+    report = reindex(
+        settings,
+        body.image_model,
+        image_tensor=body.image_tensor,
+        text_model=body.text_model,
+        batch_size=body.batch_size,
+        keep_old=body.keep_old,
+    )
+    new_settings = settings.model_copy(
+        update={
+            "image_model": body.image_model,
+            "image_tensor": body.image_tensor,
+            "text_model": body.text_model or settings.text_model,
+        }
+    )
+    old = app.state.engine
+    app.state.settings = new_settings
+    app.state.engine = open_engine(new_settings)
+    app.state.index_context = None
+    app.state.retired_engines = [*getattr(app.state, "retired_engines", []), old]
+    return report.to_dict()
+
+
+@router.post("/admin/reindex", response_model=JobOut, status_code=202)
+def start_reindex(request: Request, body: ReindexIn) -> Any:
+    """Re-index every product with a new model in the background; GET /jobs/{id} follows it.
+
+    The old index keeps answering until the new one is complete, then readers switch at
+    once. One re-index at a time (409 while one runs).
+    """
+    job = local_jobs(request).start("reindex", lambda: _reindex(request, body))
+    return JobOut(id=job.id, kind=job.kind, state=job.state)
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut)
+async def job_state(
+    request: Request, job_id: Annotated[str, Path(min_length=1, max_length=64)]
+) -> Any:
+    """A job's state: a re-index started here, or a queued ingest batch (Celery).
+
+    Celery cannot tell an unknown id from a queued one: both are PENDING.
+    """
+    job = local_jobs(request).get(job_id)
+    if job is not None:
+        return JobOut(id=job.id, kind=job.kind, state=job.state, result=job.result, error=job.error)
+
+    def celery_state() -> JobOut:
+        result = celery_app(request).AsyncResult(job_id)
+        state = str(result.state)
+        payload = result.result
+        out = JobOut(id=job_id, kind="index_batch", state=state)
+        if state == "SUCCESS" and isinstance(payload, dict):
+            out.result = payload
+        elif state == "FAILURE":
+            out.error = f"{type(payload).__name__}: {payload}"
+        return out
+
+    return await run_in_threadpool(celery_state)
