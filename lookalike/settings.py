@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     opensearch_prefix: str = Field(
         "lookalike", description="Prefix of the OpenSearch index, alias and cache names."
     )
+    opensearch_pushdown: bool = Field(
+        True,
+        description="Re-rank inside the OpenSearch cluster (a `rescore` script) when the "
+        "request allows it; off: re-score in Python over the window's vectors.",
+    )
     env: str = Field(
         "development",
         pattern=r"^[a-z]+$",

@@ -69,11 +69,13 @@ class MiniCluster:
             return 200, self.item(name, parts[2], 1, "created", 201)
         if op == "_search":
             hits = (self.search_hits or self.default_hits)(name, body)
+            tracked = body.get("track_total_hits") not in (None, False)
             return 200, {
                 "took": 1,
                 "timed_out": False,
                 "_shards": {**SHARDS, "skipped": 0},
-                "hits": {"hits": hits[: body.get("size", 10)], "max_score": None},
+                "hits": {"hits": hits[: body.get("size", 10)], "max_score": None}
+                | ({"total": {"value": len(hits), "relation": "eq"}} if tracked else {}),
             }
         if op == "_count":
             return 200, {"count": len(self.docs(name)), "_shards": {**SHARDS, "skipped": 0}}

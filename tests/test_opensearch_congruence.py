@@ -75,3 +75,28 @@ def test_same_keyword_matches(engines: tuple[Engine, Engine], text: str) -> None
     b = {c.id for c in cluster.keyword_search(text, limit=1000)}
     assert a == b
     assert embedded.all_ids() == cluster.all_ids()
+
+
+@pytest.mark.parametrize("flt", FILTERS, ids=lambda f: type(f).__name__)
+@pytest.mark.parametrize("aggregation", ["average", "max"])
+def test_same_reranked_page(
+    engines: tuple[Engine, Engine], flt: Filter | None, aggregation: str
+) -> None:
+    """More like this with two anchors and a negative: the embedded engine re-scores in Python,
+    the cluster inside its ``rescore`` script (pushdown); the pages agree."""
+    from reranker import RerankRequest, run
+    from reranker.request import Anchor
+
+    embedded, cluster = engines
+    assert cluster.rescores
+    req = RerankRequest(
+        anchors=(Anchor("p002", 2.0), Anchor("p003")),
+        negatives=(Anchor("p004"),),
+        filters=flt,
+        aggregation=aggregation,
+        window=200,
+        k=10,
+    )
+    a, b = run(embedded, req), run(cluster, req)
+    assert [h.id for h in a.hits] == [h.id for h in b.hits]
+    np.testing.assert_allclose([h.score for h in a.hits], [h.score for h in b.hits], atol=1e-4)

@@ -32,5 +32,6 @@ def open_engine(settings: Settings) -> Engine:
             settings.data_dir,
             url=settings.opensearch_url,
             prefix=settings.opensearch_prefix,
+            pushdown=settings.opensearch_pushdown,
         )
     return create_engine(settings.engine, settings.data_dir, ann_threshold=settings.ann_threshold)

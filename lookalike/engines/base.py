@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lookalike.documents import Candidate, Document, Product
+from lookalike.engines.plan import RescorePlan
 from lookalike.filters import Filter
 
 
@@ -27,6 +28,7 @@ class Engine(ABC):
     """Stores product documents and answers keyword, filter and vector queries."""
 
     name: str = "base"
+    rescores: bool = False  # answers ``rescored_search`` itself (else the reranker re-scores)
 
     # -- writes ---------------------------------------------------------------------------
     @abstractmethod
@@ -104,6 +106,11 @@ class Engine(ABC):
         space: str = "image",
     ) -> list[Candidate]:
         """Top-``k`` products by cosine similarity within the filters, minus ``exclude``."""
+
+    def rescored_search(self, plan: RescorePlan, k: int) -> tuple[list[Candidate], int] | None:
+        """The top ``k`` of the plan's window re-scored inside the engine, with the window's
+        size; ``None`` (the default) means "re-score in Python through this contract"."""
+        return None
 
     @abstractmethod
     def count(self, filters: Filter | None = None) -> int:

@@ -27,6 +27,7 @@ from lookalike.engines.opensearch.source import (
     to_product,
     to_source,
 )
+from lookalike.engines.plan import RescorePlan
 from lookalike.errors import EngineError
 from lookalike.filters import Filter
 
@@ -165,6 +166,15 @@ class OpenSearchEngine(Cluster, Engine):
         query = fit_dimension(np.asarray(vector, np.float32).ravel(), self.dims()[space], space)
         hits = self._search(q.knn_body(query, k, filters, exclude, space))
         return [Candidate(h["_id"], q.cosine_from_score(h["_score"])) for h in hits]
+
+    def rescored_search(self, plan: RescorePlan, k: int) -> tuple[list[Candidate], int] | None:
+        """Re-score inside the cluster (a ``rescore`` with the Painless script), unless
+        ``pushdown`` is off; the reranker then re-scores in Python over ``_mget`` vectors."""
+        if not self.rescores:
+            return None
+        from lookalike.engines.opensearch.pushdown import plan_search
+
+        return plan_search(self, plan, k)
 
     def _ids(self, filters: Filter | None, limit: int) -> list[str]:
         """Ids matching the filters in id order, paged with ``search_after``."""

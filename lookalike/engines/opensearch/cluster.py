@@ -42,6 +42,7 @@ class Cluster:
         initial_backoff: float = 1.0,
         chunk_size: int = 500,
         drop_on_close: bool = False,
+        pushdown: bool = True,
     ) -> None:
         require_client()
         if client is None:
@@ -58,6 +59,7 @@ class Cluster:
         self.initial_backoff = initial_backoff
         self.chunk_size = chunk_size
         self.drop_on_close = drop_on_close  # throwaway engines (tests) delete their indexes
+        self.rescores = pushdown  # anchor re-ranking runs inside the cluster (a rescore)
         self._dims: dict[str, int] | None = None
         self._known: set[str] = set()
 
@@ -127,12 +129,17 @@ class Cluster:
         return found
 
     def _search(self, body: JsonDict) -> list[JsonDict]:
+        return self._search_with_total(body)[0]
+
+    def _search_with_total(self, body: JsonDict) -> tuple[list[JsonDict], int]:
+        """Hits, and ``hits.total.value`` when the body tracks it (else the hits' count)."""
         if not self._exists(self.index):
-            return []
+            return [], 0
         with translated("search"):
             resp = self.client.search(index=self.index, body=body)
         hits: list[JsonDict] = resp["hits"]["hits"]
-        return hits
+        total = resp["hits"].get("total")
+        return hits, int(total["value"]) if isinstance(total, dict) else len(hits)
 
     # -- writes -------------------------------------------------------------------------------
     def _bulk(self, actions: Iterable[JsonDict]) -> list[JsonDict]:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,11 +20,12 @@ from lookalike.engines.opensearch.rescore import (
     signal_params,
 )
 from lookalike.engines.opensearch.source import fit_dimension
+from lookalike.engines.plan import RescorePlan
 from lookalike.filters import Filter
 from reranker.scoring import anchor_query
 
 
-def rescored_search(
+def rescored_page(
     engine: OpenSearchEngine,
     anchors: np.ndarray,
     k: int,
@@ -41,16 +43,17 @@ def rescored_search(
     window: int = 1000,
     space: str = "image",
     extra_signals: Sequence[JsonDict] = (),
-) -> list[Candidate]:
+) -> tuple[list[Candidate], int]:
     """Top-``k`` by the re-ranking formula over a candidate window (keyword hits or k-NN).
 
     With ``text`` the window is the BM25 top ``window``; without, it is the k-NN top
     ``window`` around the weighted anchor query. Scores are the formula's values.
     ``extra_signals`` (from ``signal_params``, e.g. the text or attribute space) are added
-    to the main visual signal; spaces the index lacks are left out.
+    to the main visual signal; spaces the index lacks are left out. Returns the hits and the
+    window's size (counted no further than ``window``).
     """
     if k <= 0 or space not in engine.dims():
-        return []
+        return [], 0
     dim = engine.dims()[space]
     anchors = np.stack([fit_dimension(np.ravel(a), dim, space) for a in np.atleast_2d(anchors)])
     if negatives is not None and len(negatives):
@@ -75,5 +78,40 @@ def rescored_search(
     mapped = {vector_field(s) for s in engine.dims()}
     params = combined_params([main, *(s for s in extra_signals if s["field"] in mapped)], shift)
     body = rescored_search_body(first, params, window, k, query_weight)
+    body["track_total_hits"] = window  # the window's size, counted no further than the window
     offset = float(params["offset"])
-    return [Candidate(h["_id"], float(h["_score"]) - offset) for h in engine._search(body)]
+    hits, total = engine._search_with_total(body)
+    return [Candidate(h["_id"], float(h["_score"]) - offset) for h in hits], min(total, window)
+
+
+def rescored_search(
+    engine: OpenSearchEngine, anchors: np.ndarray, k: int, **options: Any
+) -> list[Candidate]:
+    """The hits of :func:`rescored_page` (same options)."""
+    return rescored_page(engine, anchors, k, **options)[0]
+
+
+def plan_search(engine: OpenSearchEngine, plan: RescorePlan, k: int) -> tuple[list[Candidate], int]:
+    """A reranker plan executed by the cluster (see ``lookalike.engines.plan``)."""
+    v = plan.visual
+    extra = [
+        signal_params(
+            s.anchors,
+            s.anchor_weights.tolist(),
+            s.negatives,
+            s.negative_weights.tolist(),
+            plan.negative_strength,
+            plan.aggregation,
+            s.space,
+            s.weight,
+        )
+        for s in plan.extra
+        if s.space in engine.dims()
+    ]
+    return rescored_page(
+        engine, v.anchors, k, text=plan.text, weights=v.anchor_weights.tolist(),
+        negatives=v.negatives, negative_weights=v.negative_weights.tolist(),
+        negative_strength=plan.negative_strength, mode=plan.aggregation,
+        signal_weight=v.weight, keyword_weight=plan.keyword_weight, filters=plan.filters,
+        exclude=plan.exclude, window=plan.window, space=v.space, extra_signals=extra,
+    )  # fmt: skip
