@@ -225,3 +225,44 @@ def _kept_means(taken: np.ndarray, options: SetOptions) -> np.ndarray:
     total = np.where(keep, taken, 0.0).sum(axis=1)
     count = keep.sum(axis=1)
     return np.divide(total, count, out=np.zeros(len(taken)), where=count > 0)
+
+
+@dataclass
+class WindowSets:
+    """The image sets a window was scored with, kept to explain a hit's matched pairs.
+
+    ``positions`` maps a set's rows to image positions (rows are the images that have a
+    vector, in position order); None where that is unknown.
+    """
+
+    options: SetOptions
+    anchors: dict[str, np.ndarray]  # anchor or negative name -> [a, dim]
+    candidates: dict[str, np.ndarray]  # product id -> [c, dim]
+    positions: dict[str, list[int] | None] = field(default_factory=dict)
+
+    def explain(self, candidate: str) -> dict[str, dict[str, object]]:
+        """Per anchor: score, coverage, image counts and the kept pairs by image position."""
+        rows = self.candidates.get(candidate)
+        out: dict[str, dict[str, object]] = {}
+        for name, anchor in self.anchors.items():
+            found = match(
+                anchor, np.zeros((0, anchor.shape[1])) if rows is None else rows, self.options
+            )
+            a_pos = self.positions.get(name)
+            c_pos = self.positions.get(candidate)
+            out[name] = {
+                "method": self.options.method,
+                "score": found.score,
+                "coverage": found.coverage,
+                "anchor_images": len(anchor),
+                "candidate_images": 0 if rows is None else len(rows),
+                "pairs": [
+                    {
+                        "anchor_position": None if a_pos is None else a_pos[i],
+                        "candidate_position": None if c_pos is None else c_pos[j],
+                        "score": s,
+                    }
+                    for i, j, s in found.pairs
+                ],
+            }
+        return out

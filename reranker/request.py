@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lookalike.documents import unit_mean
 from lookalike.errors import InvalidInput
 from lookalike.filters import Filter
+from reranker.imagesets import MAX_SET_IMAGES, SetOptions
 from reranker.scoring import AGGREGATIONS, KEYWORD_NORMS
 
 MAX_ANCHORS = 20  # anchors + negatives together
@@ -77,7 +79,10 @@ class RerankRequest:
     """Everything one search asks for. ``weights`` overrides :data:`DEFAULT_WEIGHTS` per signal.
 
     ``query_vectors`` are extra anchors given as vectors rather than products (an uploaded
-    image, or a text in a joint text-image space), by space, each with weight 1.
+    image, or a text in a joint text-image space), by space, each with weight 1. An ``image``
+    entry may be a matrix ``[m, dim]`` (several uploaded images, one product): it is kept in
+    ``query_image_set`` and replaced by its unit mean. ``image_set`` says how products are
+    compared as image sets in the visual signal (``mean``: one vector per product).
     """
 
     query: str | None = None
@@ -93,9 +98,12 @@ class RerankRequest:
     explain: bool = False
     query_vectors: dict[str, np.ndarray] = field(default_factory=dict)
     max_k: int = 10_000
+    image_set: SetOptions = field(default_factory=SetOptions)
+    query_image_set: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.query = (self.query or "").strip() or None
+        self._split_query_set()
         if self.aggregation not in AGGREGATIONS:
             raise InvalidInput(
                 f"aggregation must be one of {', '.join(AGGREGATIONS)}", got=self.aggregation
@@ -121,6 +129,16 @@ class RerankRequest:
             raise InvalidInput(f"k must be between 1 and {self.max_k}", k=self.k)
         if self.offset < 0 or self.window < 1:
             raise InvalidInput("offset must be >= 0 and window >= 1")
+
+    def _split_query_set(self) -> None:
+        image = self.query_vectors.get("image")
+        if image is None or np.ndim(image) == 1:
+            return
+        rows = np.asarray(image, dtype=np.float32)
+        if rows.ndim != 2 or not 1 <= len(rows) <= MAX_SET_IMAGES:
+            raise InvalidInput(f"a query image set holds 1 to {MAX_SET_IMAGES} images")
+        self.query_image_set = rows
+        self.query_vectors = {**self.query_vectors, "image": unit_mean(rows)}
 
     @property
     def effective_weights(self) -> dict[str, float]:

@@ -12,15 +12,21 @@ from typing import Any
 import numpy as np
 
 from reranker import scoring
+from reranker.imagesets import WindowSets
 
 
 @dataclass
 class AnchorSet:
-    """Anchors (or negatives) that have a vector in one space, with their weights."""
+    """Anchors (or negatives) that have a vector in one space, with their weights.
+
+    ``sims`` replaces the cosines to ``matrix`` when the similarity of every candidate to
+    every anchor was computed elsewhere (products compared as image sets).
+    """
 
     names: list[str]
     weights: np.ndarray
     matrix: np.ndarray  # [m, dim], unit rows, zero-padded
+    sims: np.ndarray | None = None  # [n, m], candidate x anchor
 
 
 @dataclass
@@ -34,6 +40,7 @@ class Scored:
     keyword_raw: np.ndarray
     anchor_terms: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
     negative_terms: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
+    image_sets: WindowSets | None = None  # the visual signal compared products as image sets
 
     def order(self) -> np.ndarray:
         return scoring.rank_order(self.score, self.ids)
@@ -71,21 +78,22 @@ def rescore(
 
     ``signal = Σ_j aggregate_terms + Σ_j negative_terms``; ``keyword = normalize_keyword``;
     ``score = combine(signals, weights)``. Signals whose weight is 0 or that no anchor has a
-    vector for are left out.
+    vector for are left out. With precomputed ``sims`` (image sets) ``average`` is the
+    weighted mean of the similarities (there is no single mean vector to normalise by).
     """
     scored = Scored(ids, np.zeros(len(ids)), {}, weights, np.asarray(keyword_raw, np.float64))
     for signal, anchor_set in anchors.items():
         if weights.get(signal, 0.0) <= 0 or not anchor_set.names:
             continue
-        cand = candidates[signal]
-        sims = scoring.cosine_matrix(cand, anchor_set.matrix)
-        terms = scoring.aggregate_terms(sims, anchor_set.weights, aggregation, anchor_set.matrix)
+        cand = candidates.get(signal)
+        sims, mean_of = _sims(cand, anchor_set)
+        terms = scoring.aggregate_terms(sims, anchor_set.weights, aggregation, mean_of)
         value = terms.sum(axis=1)
         scored.anchor_terms[signal] = (anchor_set.names, terms)
         neg = negatives.get(signal)
         if neg is not None and neg.names:
             neg_terms = scoring.negative_terms(
-                scoring.cosine_matrix(cand, neg.matrix), neg.weights, weights.get("negative", 0.0)
+                _sims(cand, neg)[0], neg.weights, weights.get("negative", 0.0)
             )
             value = value + neg_terms.sum(axis=1)
             scored.negative_terms[signal] = (neg.names, neg_terms)
@@ -95,3 +103,12 @@ def rescore(
     combined = scoring.combine(scored.signals, weights)
     scored.score = combined if combined.size else np.zeros(len(ids))
     return scored
+
+
+def _sims(cand: np.ndarray | None, anchors: AnchorSet) -> tuple[np.ndarray, np.ndarray | None]:
+    """Candidate x anchor similarities, and the anchor vectors ``average`` normalises by."""
+    if anchors.sims is not None:
+        return anchors.sims, None
+    if cand is None:
+        raise ValueError("no candidate vectors for a signal without precomputed similarities")
+    return scoring.cosine_matrix(cand, anchors.matrix), anchors.matrix

@@ -67,7 +67,9 @@ def aggregate_terms(
     """Per-anchor terms ``t[i, j]``; the aggregated similarity is ``Σ_j t[i, j]``.
 
     - ``average`` — cosine to the weighted mean anchor vector:
-      ``Σ_j ŵ_j s_ij / ‖Σ_j ŵ_j a_j‖``, term ``ŵ_j s_ij / ‖Σ ŵ a‖`` (needs ``anchors``).
+      ``Σ_j ŵ_j s_ij / ‖Σ_j ŵ_j a_j‖``, term ``ŵ_j s_ij / ‖Σ ŵ a‖``; without ``anchors``
+      (similarities that are not cosines to one vector each, e.g. image sets) the weighted
+      mean ``Σ_j ŵ_j s_ij``.
     - ``sum`` — ``Σ_j w_j s_ij`` with raw weights: ranks like ``average`` on one signal, but
       grows with the number of anchors against the other signals.
     - ``max`` — "like any of them": ``max_j w'_j s_ij``; only the best anchor has a term.
@@ -82,9 +84,10 @@ def aggregate_terms(
     if m == 0:
         return np.zeros((n, 0))
     if how == "average":
-        if anchors is None:
-            raise ValueError("average needs the anchor vectors")
         w_hat = w / w.sum()
+        if anchors is None:
+            weighted_mean: np.ndarray = s * w_hat[None, :]
+            return weighted_mean
         norm = float(np.linalg.norm((w_hat[:, None] * np.asarray(anchors, np.float64)).sum(0)))
         terms: np.ndarray = s * w_hat[None, :] / norm if norm > 0 else np.zeros_like(s)
         return terms

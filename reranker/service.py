@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.documents import Candidate
+from lookalike.documents import Candidate, Product
 from lookalike.engines import Engine
 from lookalike.errors import InvalidInput, NotFound
 from lookalike.filters import Filter
+from reranker.imagesets import WindowSets, pack, set_scores
 from reranker.request import SPACES, Anchor, RerankRequest
 from reranker.rescore import AnchorSet, Scored, rescore
 from reranker.scoring import anchor_query, pad_rows, rank_order
@@ -87,6 +88,47 @@ def _anchor_set(
     return AnchorSet(names, np.array(weights, np.float64), pad_rows(rows))
 
 
+def _image_sets(
+    engine: Engine, anchors: Sequence[Anchor], extra: np.ndarray | None = None
+) -> tuple[list[str], list[float], list[np.ndarray]]:
+    """Names, weights and per-image matrices of the anchors that have image vectors."""
+    found = engine.image_vectors([a.id for a in anchors]) if anchors else {}
+    kept = [a for a in anchors if len(found.get(a.id, ()))]
+    names, weights, sets = (
+        [a.id for a in kept],
+        [a.weight for a in kept],
+        [found[a.id] for a in kept],
+    )
+    if extra is not None:
+        names.append(QUERY_ANCHOR)
+        weights.append(1.0)
+        sets.append(extra)
+    return names, weights, sets
+
+
+def _set_signal(
+    engine: Engine, req: RerankRequest, ids: list[str]
+) -> tuple[AnchorSet, AnchorSet, WindowSets]:
+    """The visual signal with products compared as image sets: ``s[i, j]`` is the set
+    similarity of candidate ``i``'s images to anchor ``j``'s (0 without images)."""
+    query = req.query_image_set
+    if query is None and "image" in req.query_vectors:
+        query = req.query_vectors["image"][None, :]
+    window = WindowSets(req.image_set, {}, engine.image_vectors(ids))
+    packed, mask = pack([window.candidates.get(pid) for pid in ids])
+    sides = []
+    for group, extra in ((req.anchors, query), (req.negatives, None)):
+        names, weights, sets = _image_sets(engine, group, extra)
+        sims = np.zeros((len(ids), len(sets)))
+        for j, (name, rows) in enumerate(zip(names, sets, strict=True)):
+            sims[:, j] = set_scores(rows, packed, mask, req.image_set)
+            window.anchors[name] = rows
+        sides.append(
+            AnchorSet(names, np.array(weights, np.float64), np.zeros((len(names), 0)), sims)
+        )
+    return sides[0], sides[1], window
+
+
 def _gather(engine: Engine, ids: list[str], space: str) -> np.ndarray:
     """The window's vectors of a space as one matrix; a product without one gets a zero row."""
     return engine.vector_matrix(ids, space).astype(np.float64)
@@ -120,8 +162,14 @@ def score_window(engine: Engine, req: RerankRequest, found: list[Candidate], bm2
     anchors: dict[str, AnchorSet] = {}
     negatives: dict[str, AnchorSet] = {}
     candidates: dict[str, np.ndarray] = {}
+    window: WindowSets | None = None
     for signal, space in SPACES.items():
         if weights.get(signal, 0.0) <= 0:
+            continue
+        if signal == "visual" and req.image_set.per_image:
+            anchors[signal], negatives[signal], window = _set_signal(engine, req, ids)
+            if not anchors[signal].names:
+                del anchors[signal]
             continue
         anchor_set = _anchor_set(engine, req.anchors, space, req.query_vectors.get(space))
         if not anchor_set.names:
@@ -129,15 +177,21 @@ def score_window(engine: Engine, req: RerankRequest, found: list[Candidate], bm2
         anchors[signal] = anchor_set
         negatives[signal] = _anchor_set(engine, req.negatives, space)
         candidates[signal] = _gather(engine, ids, space)
-    return rescore(
+    scored = rescore(
         ids, raw, candidates, anchors, negatives, weights, req.aggregation, req.keyword_norm
     )
+    scored.image_sets = window
+    return scored
 
 
 def _hydrate(
-    engine: Engine, ids: Sequence[str], scores: Sequence[float], explain: Sequence[Any]
+    engine: Engine,
+    ids: Sequence[str],
+    scores: Sequence[float],
+    explain: Sequence[Any],
+    products: dict[str, Product] | None = None,
 ) -> list[Hit]:
-    products = engine.get(list(ids))
+    products = engine.get(list(ids)) if products is None else products
     hits = []
     for pid, score, expl in zip(ids, scores, explain, strict=True):
         p = products.get(pid)
@@ -193,10 +247,43 @@ def run(engine: Engine, req: RerankRequest) -> SearchResult:
         return SearchResult(hits, total, [])
     scored = score_window(engine, req, found, bm25)
     order = scored.order()[page]
+    page_ids = [scored.ids[i] for i in order]
+    products = engine.get(page_ids)
     expl = [scored.explain(int(i)) if req.explain else None for i in order]
-    hits = _hydrate(engine, [scored.ids[i] for i in order], [scored.score[i] for i in order], expl)
+    if req.explain and scored.image_sets is not None:
+        _explain_pairs(engine, scored.image_sets, products, page_ids, expl)
+    hits = _hydrate(engine, page_ids, [scored.score[i] for i in order], expl, products)
     names = req.anchor_ids() + ([QUERY_ANCHOR] if req.query_vectors else [])
     return SearchResult(hits, len(found), names)
+
+
+def _image_positions(product: Product | None, rows: int) -> list[int] | None:
+    """Image positions of a set's rows: the images without an error, in position order."""
+    if product is None:
+        return None
+    positions = sorted(i.position for i in product.images if i.error is None)
+    return positions if len(positions) == rows else None
+
+
+def _explain_pairs(
+    engine: Engine,
+    window: WindowSets,
+    products: dict[str, Product],
+    page_ids: list[str],
+    expl: list[Any],
+) -> None:
+    """Add each hit's matched image pairs (by image position), scores and coverage."""
+    anchors = engine.get([name for name in window.anchors if name != QUERY_ANCHOR])
+    if QUERY_ANCHOR in window.anchors:
+        window.positions[QUERY_ANCHOR] = list(range(len(window.anchors[QUERY_ANCHOR])))
+    for name, product in anchors.items():
+        window.positions[name] = _image_positions(product, len(window.anchors[name]))
+    for pid, entry in zip(page_ids, expl, strict=True):
+        rows = window.candidates.get(pid)
+        window.positions[pid] = _image_positions(
+            products.get(pid), 0 if rows is None else len(rows)
+        )
+        entry["image_sets"] = window.explain(pid)
 
 
 def similar(

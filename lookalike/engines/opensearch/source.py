@@ -111,8 +111,10 @@ def to_product(source: JsonDict) -> Product:
 
 
 def image_matrix(source: JsonDict) -> np.ndarray | None:
-    """Per-image vectors ``[m, dim]`` from ``_source``; None when no image has one."""
-    rows = [i["vector"] for i in source.get("images") or [] if i.get("vector") is not None]
+    """Per-image vectors ``[m, dim]`` from ``_source`` in image-position order (as the
+    embedded engine answers: rows are the images that have a vector); None when none has."""
+    images = sorted(source.get("images") or [], key=lambda i: i.get("position", 0))
+    rows = [i["vector"] for i in images if i.get("vector") is not None]
     return np.asarray(rows, dtype=np.float32) if rows else None
 
 
