@@ -1,0 +1,86 @@
+"""Re-ranking handed to the engine when it can run it itself (OpenSearch: one ``rescore``).
+
+The Python path gathers the window's vectors (an ``_mget`` of up to ``window`` documents on
+OpenSearch) and applies ``reranker.scoring``. An engine that executes the same formulas
+inside its cluster answers from a :class:`~lookalike.engines.plan.RescorePlan` instead. The
+plan is only offered when the engine's formula is the whole story: no per-hit explanation
+(that needs the window's arrays), min-max keyword normalisation (``rank`` needs each hit's
+rank), products compared by their mean image vector, and anchors given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from lookalike.documents import Candidate
+from lookalike.engines import Engine
+from lookalike.engines.plan import RescorePlan, SignalPlan
+from reranker.request import SPACES, Anchor, RerankRequest
+from reranker.scoring import pad_rows
+
+
+def _rows(
+    engine: Engine, anchors: Sequence[Anchor], space: str, extra: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The anchors' vectors in one space (those that have one) and their weights."""
+    found = engine.vectors([a.id for a in anchors], space=space) if anchors else {}
+    kept = [a for a in anchors if a.id in found]
+    rows = [found[a.id] for a in kept]
+    weights = [a.weight for a in kept]
+    if extra is not None:
+        rows.append(engine.serving_vector(space, extra))
+        weights.append(1.0)
+    return pad_rows(rows), np.array(weights, dtype=np.float64)
+
+
+def _signal(engine: Engine, req: RerankRequest, space: str, weight: float) -> SignalPlan | None:
+    anchors, anchor_weights = _rows(engine, req.anchors, space, req.query_vectors.get(space))
+    if not len(anchor_weights):
+        return None
+    negatives, negative_weights = _rows(engine, req.negatives, space)
+    return SignalPlan(space, weight, anchors, anchor_weights, negatives, negative_weights)
+
+
+def build_plan(engine: Engine, req: RerankRequest) -> RescorePlan | None:
+    """The request as an engine-executable plan, or None when only Python can answer it."""
+    if req.explain or req.keyword_norm != "minmax" or not req.has_anchors:
+        return None
+    if req.image_set.method != "mean":  # set matching needs every candidate's image vectors
+        return None
+    weights = req.effective_weights
+    visual = _signal(engine, req, SPACES["visual"], weights["visual"])
+    if visual is None:  # the k-NN window is centred on the visual anchors
+        return None
+    extra = []
+    for signal, space in SPACES.items():
+        if signal == "visual" or weights.get(signal, 0.0) <= 0:
+            continue
+        plan = _signal(engine, req, space, weights[signal])
+        if plan is not None:
+            extra.append(plan)
+    return RescorePlan(
+        visual=visual,
+        window=req.window,
+        text=req.query,
+        filters=req.filters,
+        exclude=tuple(sorted(req.excluded)),
+        extra=tuple(extra),
+        aggregation=req.aggregation,
+        negative_strength=weights["negative"],
+        keyword_weight=weights["keyword"] if req.query else 0.0,
+    )
+
+
+def engine_page(engine: Engine, req: RerankRequest) -> tuple[list[Candidate], int] | None:
+    """The top ``offset + k`` re-scored by the engine (id tie-break), with the window's size;
+    None when the engine does not re-score itself or the request needs the Python path."""
+    plan = build_plan(engine, req)
+    if plan is None:
+        return None
+    answer = engine.rescored_search(plan, req.offset + req.k)
+    if answer is None:
+        return None
+    hits, total = answer
+    return sorted(hits, key=lambda c: (-c.score, c.id)), total
