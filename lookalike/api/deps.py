@@ -10,6 +10,7 @@ from lookalike.engines import Engine
 from lookalike.filters import And as AndFilter
 from lookalike.filters import Filter, Range, Terms, parse_filter_arg
 from lookalike.settings import Settings
+from reranker.imagesets import METHODS, SetOptions
 from reranker.request import RerankRequest, parse_weighted_ids
 from reranker.scoring import AGGREGATIONS, KEYWORD_NORMS
 
@@ -90,6 +91,15 @@ class RerankParams:
         ] = False,
         k: Annotated[int | None, Query(ge=1, description="How many results.")] = None,
         offset: Annotated[int, Query(ge=0, le=10_000, description="Results to skip.")] = 0,
+        set_method: Annotated[
+            str, Query(description=f"Products compared as image sets: {', '.join(METHODS)}.")
+        ] = "mean",
+        set_threshold: Annotated[
+            float | None, Query(ge=-1, le=1, description="Image pairs under it do not count.")
+        ] = None,
+        set_m: Annotated[
+            int | None, Query(ge=1, le=64, description="Only the best m image pairs count.")
+        ] = None,
     ) -> None:
         self.anchors = parse_weighted_ids([anchor_ids])
         self.negatives = parse_weighted_ids([negative_ids])
@@ -103,6 +113,7 @@ class RerankParams:
         self.weights = {name: value for name, value in raw.items() if value is not None}
         self.aggregation, self.keyword_norm = aggregation, keyword_norm
         self.window, self.explain, self.k, self.offset = window, explain, k, offset
+        self.image_set = (set_method, set_threshold, set_m)
 
     def request(self, settings: Settings, **overrides: object) -> RerankRequest:
         """The validated request (limits from the settings)."""
@@ -117,6 +128,7 @@ class RerankParams:
             "offset": self.offset,
             "explain": self.explain,
             "max_k": settings.max_k,
+            "image_set": SetOptions(*self.image_set),
         }
         values.update(overrides)
         return RerankRequest(**values)  # type: ignore[arg-type]

@@ -39,6 +39,17 @@ OffsetOpt = Annotated[int, typer.Option("--offset", help="Results to skip (pagin
 ExplainOpt = Annotated[
     bool, typer.Option("--explain", help="Show each signal's and anchor's contribution.")
 ]
+SetMethodOpt = Annotated[
+    str,
+    typer.Option(
+        "--set-method", help="Products compared as image sets: mean, max, greedy, assignment."
+    ),
+]
+SetThresholdOpt = Annotated[
+    float | None,
+    typer.Option("--set-threshold", help="Image pairs under this cosine do not count."),
+]
+SetMOpt = Annotated[int | None, typer.Option("--set-m", help="Only the best M image pairs count.")]
 
 
 def _rerank(
@@ -55,10 +66,12 @@ def _rerank(
     k: int,
     offset: int,
     explain: bool,
+    image_set: tuple[str, float | None, int | None] = ("mean", None, None),
 ) -> dict[str, Any]:
     """Build the shared request model and run it, as the API does."""
     from lookalike.engines import open_engine
     from reranker import RerankRequest, parse_weighted_ids, parse_weights, run
+    from reranker.imagesets import SetOptions
 
     with errors():
         req = RerankRequest(
@@ -74,6 +87,7 @@ def _rerank(
             offset=offset,
             explain=explain,
             max_k=settings.max_k,
+            image_set=SetOptions(*image_set),
         )
         with open_engine(settings) as engine:
             return run(engine, req).to_dict()
@@ -91,6 +105,15 @@ def _print_explanations(data: dict[str, Any]) -> None:
             for a, by_signal in expl[group].items()
         ]
         console.print(f"{hit['id']}: {' '.join(parts)} | {' '.join(per_anchor)}")
+        for anchor, entry in (expl.get("image_sets") or {}).items():
+            pairs = " ".join(
+                f"{p['anchor_position']}~{p['candidate_position']}={p['score']:.3f}"
+                for p in entry["pairs"]
+            )
+            console.print(
+                f"  {anchor}: {entry['method']} {entry['score']:.4f}"
+                f" coverage {entry['coverage']:.2f} | {pairs}"
+            )
 
 
 @app.command()
@@ -106,6 +129,9 @@ def similar(
     window: WindowOpt = None,
     offset: OffsetOpt = 0,
     explain: ExplainOpt = False,
+    set_method: SetMethodOpt = "mean",
+    set_threshold: SetThresholdOpt = None,
+    set_m: SetMOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """More like this: products that look like PRODUCT_ID (plus any extra --anchor)."""
@@ -122,6 +148,7 @@ def similar(
         k=k,
         offset=offset,
         explain=explain,
+        image_set=(set_method, set_threshold, set_m),
     )
     print_result(data, as_json)
     if explain and not as_json:
@@ -141,6 +168,9 @@ def search(
     window: WindowOpt = None,
     offset: OffsetOpt = 0,
     explain: ExplainOpt = False,
+    set_method: SetMethodOpt = "mean",
+    set_threshold: SetThresholdOpt = None,
+    set_m: SetMOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Keyword search within filters, re-scored against the anchors."""
@@ -157,6 +187,7 @@ def search(
         k=k,
         offset=offset,
         explain=explain,
+        image_set=(set_method, set_threshold, set_m),
     )
     print_result(data, as_json)
     if explain and not as_json:

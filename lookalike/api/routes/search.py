@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Annotated, Any
 
 import numpy as np
@@ -18,21 +19,36 @@ from reranker import run
 router = APIRouter(tags=["search"])
 
 MAX_QUERY_CHARS = 512
+MAX_QUERY_IMAGES = 10  # images of one uploaded query set (one product seen several ways)
 IMAGE_BODY = {
     "requestBody": {
         "content": {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "properties": {
+                        "file": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "maxItems": MAX_QUERY_IMAGES,
+                            "description": "One image, or several images of one product "
+                            "(repeat the part): the query is then an image set.",
+                        }
+                    },
                     "required": ["file"],
                 }
             },
             "application/json": {
                 "schema": {
                     "type": "object",
-                    "properties": {"url": {"type": "string", "format": "uri"}},
-                    "required": ["url"],
+                    "properties": {
+                        "url": {"type": "string", "format": "uri"},
+                        "urls": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "uri"},
+                            "maxItems": MAX_QUERY_IMAGES,
+                        },
+                    },
                 }
             },
         },
@@ -84,36 +100,51 @@ def search_products(
     return run(engine, req).to_dict()
 
 
-async def _read_image(request: Request, settings: Settings) -> Any:
-    """The posted image: multipart ``file``, or JSON ``{"url": ...}`` (never a local file)."""
+async def _read_images(request: Request, settings: Settings) -> list[Any]:
+    """The posted image(s): multipart ``file`` parts, or JSON ``{"url": ...}`` /
+    ``{"urls": [...]}`` (never a local file). Several images are one product's image set."""
     from lookalike.images import decode_image, load_image
 
     kind = request.headers.get("content-type", "")
     if kind.startswith("multipart/form-data"):
         form = await request.form()
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
+        uploads = form.getlist("file")
+        if not uploads or any(isinstance(u, str) for u in uploads):
             raise InvalidInput("multipart body needs a 'file' part with the image")
-        data = await upload.read(settings.image_max_bytes + 1)
-        if len(data) > settings.image_max_bytes:
-            raise InvalidInput(f"image larger than {settings.image_max_bytes} bytes")
-        return await run_in_threadpool(decode_image, data, upload.filename or "upload")
+        if len(uploads) > MAX_QUERY_IMAGES:
+            raise InvalidInput(f"at most {MAX_QUERY_IMAGES} images per query", count=len(uploads))
+        images = []
+        for upload in uploads:
+            data = await upload.read(settings.image_max_bytes + 1)  # type: ignore[union-attr]
+            if len(data) > settings.image_max_bytes:
+                raise InvalidInput(f"image larger than {settings.image_max_bytes} bytes")
+            name = upload.filename or "upload"  # type: ignore[union-attr]
+            images.append(await run_in_threadpool(decode_image, data, name))
+        return images
     try:
         body = json.loads(await request.body() or b"null")
     except ValueError:
         raise InvalidInput('body must be multipart (file) or JSON {"url": ...}') from None
-    url = body.get("url") if isinstance(body, dict) else None
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise InvalidInput('JSON body must be {"url": "http(s)://..."}')
-    loaded = await run_in_threadpool(
-        lambda: load_image(
-            url,
-            allow_local=False,
-            timeout=settings.image_timeout,
-            max_bytes=settings.image_max_bytes,
+    body = body if isinstance(body, dict) else {}
+    urls = body.get("urls") if "urls" in body else [body.get("url")]
+    if not isinstance(urls, list) or not 1 <= len(urls) <= MAX_QUERY_IMAGES:
+        raise InvalidInput(f'JSON "urls" must list 1 to {MAX_QUERY_IMAGES} image URLs')
+    for url in urls:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise InvalidInput('JSON body must be {"url": "http(s)://..."} or {"urls": [...]}')
+    images = []
+    for url in urls:
+        loaded = await run_in_threadpool(
+            partial(
+                load_image,
+                url,
+                allow_local=False,
+                timeout=settings.image_timeout,
+                max_bytes=settings.image_max_bytes,
+            )
         )
-    )
-    return loaded.image
+        images.append(loaded.image)
+    return images
 
 
 @router.post(
@@ -130,12 +161,17 @@ async def search_by_image(
     params: RerankDep,
     q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="Keywords.")] = "",
 ) -> Any:
-    """Products that look like the posted image (upload or URL), within filters and keywords."""
-    image = await _read_image(request, settings)
+    """Products that look like the posted image (upload or URL), within filters and keywords.
+
+    Several images (repeated ``file`` parts, or ``urls``) are one product seen several ways:
+    the query is that image set (compared as ``set_method`` says; ``mean`` by default).
+    """
+    images = await _read_images(request, settings)
 
     def answer() -> Any:
-        vector = _image_model(request, settings).embed_images([image])[0]
-        req = params.request(settings, query=q, filters=filters, query_vectors={"image": vector})
+        vectors = _image_model(request, settings).embed_images(images)
+        query = vectors[0] if len(vectors) == 1 else vectors
+        req = params.request(settings, query=q, filters=filters, query_vectors={"image": query})
         return run(engine, req).to_dict()
 
     return await run_in_threadpool(answer)
