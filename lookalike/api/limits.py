@@ -16,11 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lookalike.errors import LookalikeError
 
 # Static limits, declared in the OpenAPI schema (so clients and fuzzers know them).
-MAX_QUERY_CHARS = 512
 MAX_INGEST_RECORDS = 1000
 MAX_DELETE_IDS = 1000
-MAX_UPLOAD_FILES = 1
-MAX_FORM_FIELDS = 8
 
 
 class PayloadTooLarge(LookalikeError):
