@@ -102,7 +102,8 @@ async function runQuery({ append = false } = {}) {
   if (!append) state.offset = 0;
   const params = {
     ...filters(),
-    negative_ids: weighted(state.negatives),
+    // The API scores dislikes relative to likes: they apply once something is liked.
+    negative_ids: state.anchors.length ? weighted(state.negatives) : "",
     explain: "true",
     k: PAGE,
     offset: state.offset,
@@ -142,6 +143,9 @@ function describe() {
   const parts = [];
   if (state.q) parts.push(`“${state.q}”`);
   if (state.anchors.length) parts.push(state.q ? "re-sorted by similarity" : "sorted by similarity");
+  if (state.negatives.length && !state.anchors.length) {
+    parts.push("dislikes apply once a product is liked");
+  }
   return parts.join(", ") || "all products";
 }
 
