@@ -1,14 +1,23 @@
 """What the pipeline needs to run: the engine, the models and the image limits.
 
 Built once per process (CLI run or Celery worker) and reused for every batch, because
-loading models is the slow part.
+loading models is the slow part. An :class:`ImagePool` adds worker processes, each with its
+own copy of the image model, so decoding and embedding use every core while this process
+reads, writes and embeds texts.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from lookalike.engines import Engine, open_engine
 from lookalike.netguard import Resolver, split_list
@@ -27,6 +36,9 @@ class IndexContext:
     allowed_hosts: tuple[str, ...] = ()
     image_roots: tuple[Path, ...] = ()
     resolve: Resolver | None = field(default=None, repr=False)  # tests fake DNS here
+    # what an ImagePool's workers load: the image model and tensor named by the settings
+    image_model: str | None = None
+    image_tensor: str | None = None
 
 
 def build_context(settings: Settings, engine: Engine | None = None) -> IndexContext:
@@ -39,4 +51,116 @@ def build_context(settings: Settings, engine: Engine | None = None) -> IndexCont
         image_max_bytes=settings.image_max_bytes,
         allowed_hosts=tuple(split_list(settings.image_allowed_hosts)),
         image_roots=tuple(Path(p) for p in split_list(settings.image_roots, os.pathsep)),
+        image_model=settings.image_model,
+        image_tensor=settings.image_tensor,
     )
+
+
+Embedded = tuple[dict[str, np.ndarray], dict[str, str]]  # vectors and decode errors, by hash
+Items = Sequence[tuple[str, str, bytes]]  # (hash, source, bytes) of images to embed
+
+_WORKER_VECTORIZER: ImageVectorizer | None = None
+CRASHED = "the worker process died while decoding or embedding this image"
+
+
+def _init_worker(model: str, tensor: str | None) -> None:
+    """Load the model once per worker; the worker stays single-threaded (one core each)."""
+    global _WORKER_VECTORIZER
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    _WORKER_VECTORIZER = create_image_vectorizer(model, tensor)
+
+
+def embed_in_worker(items: Items) -> Embedded:
+    """The job a worker runs: the pipeline's own decode-and-embed step."""
+    from indexer.pipeline import embed_blobs
+
+    assert _WORKER_VECTORIZER is not None, "worker started without _init_worker"
+    return embed_blobs(_WORKER_VECTORIZER, items)
+
+
+class ImagePool:
+    """``workers`` processes that decode and embed images, each with its own model.
+
+    Jobs are chunks of a batch, so a batch spreads over every worker. A worker that dies
+    (a hostile image crashing a decoder) costs only the images that crash it again when
+    retried one at a time in a fresh pool; they are reported as image errors.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        tensor: str | None,
+        workers: int,
+        chunk: int = 16,
+        job: Callable[[Items], Embedded] = embed_in_worker,
+    ) -> None:
+        self.workers, self.chunk, self._job = workers, max(1, chunk), job
+        self._initargs = (model, tensor)
+        self._executor = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the parent holds threads (tantivy, torch) that fork would copy mid-lock
+        return ProcessPoolExecutor(
+            self.workers,
+            mp_context=get_context("spawn"),
+            initializer=_init_worker,
+            initargs=self._initargs,
+        )
+
+    def submit(self, items: Items) -> Callable[[], Embedded]:
+        """Start embedding ``items``; the returned function waits for and merges the results."""
+        size = min(self.chunk, max(1, -(-len(items) // self.workers)))
+        chunks = [list(items[i : i + size]) for i in range(0, len(items), size)]
+        jobs = [(c, self._submit(c)) for c in chunks]
+
+        def wait() -> Embedded:
+            vectors: dict[str, np.ndarray] = {}
+            errors: dict[str, str] = {}
+            for chunk_items, future in jobs:
+                try:
+                    got = future.result() if future is not None else self._one_by_one(chunk_items)
+                except BrokenProcessPool:
+                    got = self._one_by_one(chunk_items)
+                vectors.update(got[0])
+                errors.update(got[1])
+            return vectors, errors
+
+        return wait
+
+    def _submit(self, items: Items) -> Future[Embedded] | None:
+        try:
+            return self._executor.submit(self._job, items)
+        except BrokenProcessPool:
+            return None  # waited for one by one in a fresh pool
+
+    def _restart(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor = self._start()
+
+    def _one_by_one(self, items: Items) -> Embedded:
+        vectors: dict[str, np.ndarray] = {}
+        errors: dict[str, str] = {}
+        for item in items:
+            for attempt in range(2):  # the pool may be broken by another chunk: retry once
+                try:
+                    got = self._executor.submit(self._job, [item]).result()
+                except BrokenProcessPool:
+                    self._restart()
+                    if attempt == 1:
+                        errors[item[0]] = CRASHED
+                    continue
+                vectors.update(got[0])
+                errors.update(got[1])
+                break
+        return vectors, errors
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> ImagePool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
-from indexer.context import IndexContext
+from indexer.context import Embedded, ImagePool, IndexContext
 from indexer.vocabulary import load_encoder
 from lookalike.attributes import AttributeEncoder
 from lookalike.documents import Document, ImageEntry, catalogue_fields
 from lookalike.errors import ImageError
 from lookalike.images import decode_image, fetch_bytes, hash_bytes
 from lookalike.records import ProductRecord
+from lookalike.vectorizers.base import ImageVectorizer
 
 _IO_THREADS = 8
 
@@ -89,28 +91,25 @@ def _fetch(ctx: IndexContext, source: str) -> tuple[str, bytes | ImageError]:
         return source, ImageError(f"cannot read image {source}: {exc!r}", source=source)
 
 
-def _embed_missing(
-    ctx: IndexContext,
-    blobs: dict[str, tuple[str, bytes]],
-    cached: dict[str, np.ndarray],
-) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Decode and embed images whose hash has no vector yet (``blobs``: hash -> source, bytes);
-    errors by hash."""
-    vectors: dict[str, np.ndarray] = dict(cached)
+def embed_blobs(vectorizer: ImageVectorizer, items: Sequence[tuple[str, str, bytes]]) -> Embedded:
+    """Decode and embed images (``items``: hash, source, bytes); vectors and errors by hash.
+
+    The one place images become vectors: in this process, or in a worker of an
+    :class:`~indexer.context.ImagePool` (module level, so it pickles).
+    """
+    vectors: dict[str, np.ndarray] = {}
     errors: dict[str, str] = {}
-    todo = [h for h in blobs if h not in cached]
-    size = max(1, ctx.image_vectorizer.batch_size)
-    for start in range(0, len(todo), size):
+    size = max(1, vectorizer.batch_size)
+    for start in range(0, len(items), size):
         chunk, images = [], []
-        for digest in todo[start : start + size]:
+        for digest, source, data in items[start : start + size]:
             try:
-                source, data = blobs[digest]
                 images.append(decode_image(data, source))
                 chunk.append(digest)
             except ImageError as exc:
                 errors[digest] = exc.message
         if images:
-            matrix = ctx.image_vectorizer.embed_images(images)
+            matrix = vectorizer.embed_images(images)
             vectors.update(zip(chunk, matrix, strict=True))
     return vectors, errors
 
@@ -124,32 +123,110 @@ def fingerprint(record: ProductRecord, hashes: Sequence[str | None], models: dic
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+@dataclass
+class PreparedBatch:
+    """A batch whose images are read, hashed and (maybe still) being embedded.
+
+    ``deferred`` hashes are being embedded for the previous, still unfinished batch: they are
+    taken from it when this batch finishes, as they would have come from the engine's cache
+    had the two batches run one after the other.
+    """
+
+    records: Sequence[ProductRecord]
+    fetched: dict[str, bytes | ImageError]
+    hash_of: dict[str, str]
+    cached: dict[str, np.ndarray]
+    deferred: set[str]
+    result: Callable[[], Embedded]
+    # set by finish_batch: every vector and decode error of this batch, by image hash
+    resolved: Embedded | None = None
+
+    def pending_hashes(self) -> set[str]:
+        """Hashes whose vector this batch will know only once it is finished."""
+        return set(self.hash_of.values()) - set(self.cached)
+
+
+def prepare_batch(
+    records: Sequence[ProductRecord],
+    ctx: IndexContext,
+    pool: ImagePool | None = None,
+    previous: PreparedBatch | None = None,
+) -> PreparedBatch:
+    """Read and hash every image, look up cached vectors, start embedding the rest.
+
+    With a ``pool`` the embedding runs in its worker processes while this process goes on;
+    ``previous`` is a batch still in flight whose images are not embedded twice.
+    """
+    sources = sorted({s for r in records for s in r.images})
+    fetched: dict[str, bytes | ImageError] = {}
+    if sources:
+        with ThreadPoolExecutor(min(_IO_THREADS, len(sources))) as threads:
+            fetched = dict(threads.map(lambda s: _fetch(ctx, s), sources))
+    hash_of: dict[str, str] = {}
+    blobs: dict[str, tuple[str, bytes]] = {}
+    for source, got in fetched.items():
+        if isinstance(got, bytes):
+            digest = hash_bytes(got)
+            hash_of[source] = digest
+            blobs[digest] = (source, got)
+    cached = ctx.engine.cached_image_vectors(list(blobs), ctx.image_vectorizer.tag)
+    in_flight = previous.pending_hashes() if previous is not None else set()
+    deferred = {h for h in blobs if h not in cached and h in in_flight}
+    todo = [(h, *blobs[h]) for h in blobs if h not in cached and h not in deferred]
+    if pool is not None and todo:
+        result = pool.submit(todo)
+    else:
+        done = embed_blobs(ctx.image_vectorizer, todo)
+        result = partial(_ready, done)
+    return PreparedBatch(records, fetched, hash_of, cached, deferred, result)
+
+
+def _ready(done: Embedded) -> Embedded:
+    return done
+
+
 def index_batch(
     records: Sequence[ProductRecord],
     ctx: IndexContext,
     encoder: AttributeEncoder | None = None,
 ) -> BatchReport:
     """Embed and upsert one batch of records; one bad image never fails its product."""
+    if not records:
+        return BatchReport()
+    return finish_batch(prepare_batch(records, ctx), ctx, encoder)
+
+
+def finish_batch(
+    prepared: PreparedBatch,
+    ctx: IndexContext,
+    encoder: AttributeEncoder | None = None,
+    previous: PreparedBatch | None = None,
+) -> BatchReport:
+    """Wait for the batch's vectors, embed its texts, build the documents and upsert them."""
     report = BatchReport()
+    records = prepared.records
     if not records:
         return report
     encoder = encoder or load_encoder(ctx.engine)
-    sources = sorted({s for r in records for s in r.images})
-    with ThreadPoolExecutor(min(_IO_THREADS, len(sources))) as pool:
-        fetched = dict(pool.map(lambda s: _fetch(ctx, s), sources))
-
-    hash_of: dict[str, str] = {}
-    blobs: dict[str, tuple[str, bytes]] = {}
-    for source, result in fetched.items():
-        if isinstance(result, bytes):
-            digest = hash_bytes(result)
-            hash_of[source] = digest
-            blobs[digest] = (source, result)
+    fetched, hash_of, cached = prepared.fetched, prepared.hash_of, prepared.cached
+    embedded, errors = prepared.result()
+    vectors: dict[str, np.ndarray] = {**cached, **embedded}
+    decode_errors = dict(errors)
+    reused = len(cached)
+    if prepared.deferred:
+        if previous is None or previous.resolved is None:
+            raise RuntimeError("a batch with deferred images must finish after its predecessor")
+        before, before_errors = previous.resolved
+        for digest in prepared.deferred:
+            if digest in before:
+                vectors[digest] = before[digest]
+                reused += 1
+            else:
+                decode_errors[digest] = before_errors[digest]
+    prepared.resolved = (vectors, decode_errors)
+    report.reused_images = reused
+    report.embedded_images = len(embedded)
     tag = ctx.image_vectorizer.tag
-    cached = ctx.engine.cached_image_vectors(list(blobs), tag)
-    vectors, decode_errors = _embed_missing(ctx, blobs, cached)
-    report.reused_images = len(cached)
-    report.embedded_images = len(vectors) - len(cached)
 
     texts: np.ndarray | None = None
     if ctx.text_embedder is not None:

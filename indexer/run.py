@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from indexer.context import IndexContext
-from indexer.pipeline import BatchReport, index_batch
+from indexer.context import ImagePool, IndexContext
+from indexer.pipeline import BatchReport, PreparedBatch, finish_batch, prepare_batch
 from indexer.vocabulary import fit_vocabulary
 from lookalike.engines import Engine
 from lookalike.records import CsvMapping, ProductRecord, RecordError, read_catalogue
@@ -53,17 +53,54 @@ def index_catalogue(
     mapping: CsvMapping | None = None,
     batch_size: int = 64,
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> IndexReport:
-    """Index a catalogue in this process, batch by batch (a crash loses at most one batch)."""
+    """Index a catalogue in this process, batch by batch (a crash loses at most two batches).
+
+    With ``workers`` > 1, images are decoded and embedded by that many worker processes
+    while this process reads the next batch's images and writes the previous batch to the
+    engine; batches are still written one at a time, in catalogue order.
+    """
     report = IndexReport()
-    for batch in batches(path, mapping, batch_size, report.record_errors):
-        encoder = fit_vocabulary(ctx.engine, batch)
-        report.batches.add(index_batch(batch, ctx, encoder))
-        report.products += len(batch)
-        if progress:
-            progress(len(batch))
+    pool = _pool(ctx, workers)
+    pending: PreparedBatch | None = None  # the batch whose images the workers are embedding
+    done: PreparedBatch | None = None  # the batch before it, for images the two share
+    try:
+        for batch in batches(path, mapping, batch_size, report.record_errors):
+            prepared = prepare_batch(batch, ctx, pool, pending)
+            if pending is not None:
+                done = _finish(pending, ctx, done, report, progress)
+            pending = prepared
+        if pending is not None:
+            _finish(pending, ctx, done, report, progress)
+    finally:
+        if pool is not None:
+            pool.close()
     ctx.engine.refresh()
     return report
+
+
+def _pool(ctx: IndexContext, workers: int) -> ImagePool | None:
+    """Worker processes for images, when asked for and the model can be loaded by name."""
+    if workers <= 1 or ctx.image_model is None:
+        return None
+    return ImagePool(ctx.image_model, ctx.image_tensor, workers)
+
+
+def _finish(
+    prepared: PreparedBatch,
+    ctx: IndexContext,
+    previous: PreparedBatch | None,
+    report: IndexReport,
+    progress: Callable[[int], None] | None,
+) -> PreparedBatch:
+    # the vocabulary grows just before its batch is written, exactly as without workers
+    encoder = fit_vocabulary(ctx.engine, prepared.records)
+    report.batches.add(finish_batch(prepared, ctx, encoder, previous))
+    report.products += len(prepared.records)
+    if progress:
+        progress(len(prepared.records))
+    return prepared
 
 
 def enqueue_catalogue(
