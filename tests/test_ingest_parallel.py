@@ -12,7 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.context import CRASHED, ImagePool, IndexContext, Items, build_context, embed_in_worker
+from indexer.context import (
+    CRASHED,
+    Embedded,
+    ImagePool,
+    IndexContext,
+    Items,
+    build_context,
+    embed_in_worker,
+)
 from indexer.run import IndexReport, index_catalogue
 from lookalike.engines import Engine
 from tests.conftest import make_records, model_settings, write_catalogue
@@ -118,7 +126,7 @@ def test_reindex_with_workers_changes_nothing(tmp_path: Path, mobilenet_path: Pa
         ctx.engine.close()
 
 
-def crash_on_poison(items: Items) -> object:
+def crash_on_poison(items: Items) -> Embedded:
     """A worker job that dies (as a crashing decoder would) on a source named ``poison``."""
     if any("poison" in source for _, source, _ in items):
         os._exit(3)
