@@ -71,6 +71,13 @@ class Settings(BaseSettings):
         description="Celery broker and result backend (`REDIS_URL`).",
     )
     batch_size: int = Field(64, ge=1, le=10_000, description="Products per indexing batch/job.")
+    ingest_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=256,
+        description="Processes that decode and embed images during `lookalike index` "
+        "(in-process runs); 1 runs everything in one process.",
+    )
     image_timeout: float = Field(10.0, gt=0, description="Seconds allowed to fetch one image URL.")
     image_max_bytes: int = Field(
         20_000_000, gt=0, description="Largest image file or download accepted, in bytes."

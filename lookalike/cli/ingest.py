@@ -30,6 +30,10 @@ def index(
         ),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Products per batch/job.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="In-process: image decode/embed processes (default: CPUs)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Index a catalogue: validate, load images, embed, upsert (idempotent)."""
@@ -56,7 +60,14 @@ def index(
 
             ctx = build_context(settings)
             with tqdm(unit="product", desc="indexing", file=sys.stderr) as bar:
-                report = index_catalogue(catalogue, ctx, csv_mapping, size, bar.update)
+                report = index_catalogue(
+                    catalogue,
+                    ctx,
+                    csv_mapping,
+                    size,
+                    bar.update,
+                    workers=workers or settings.ingest_workers,
+                )
             ctx.engine.close()
     for err in report.record_errors:
         console.print(f"[yellow]rejected[/yellow] {err}")
