@@ -13,7 +13,7 @@ from lookalike.analysis.writeback import provenance
 from lookalike.engines.embedded import EmbeddedEngine
 from lookalike.errors import InvalidInput, NotFound
 from lookalike.filters import Terms
-from tests.helpers_analysis import grouped_docs
+from tests.helpers_analysis import grouped_docs, unit
 
 HOLES = ("g0-0", "g1-0", "g2-0")
 
@@ -131,3 +131,28 @@ def test_bad_requests_are_clear_errors(engine) -> None:  # type: ignore[no-untyp
     with pytest.raises(InvalidInput, match="value must be"):
         reject(engine, "g0-0", "color", "   ")
     assert engine.get(["g0-0"])["g0-0"].color is None  # nothing was written
+
+
+def test_write_back_keeps_full_vectors_when_a_pca_is_served(tmp_path: Path) -> None:
+    """RAM serves PCA-reduced text vectors; the rewrite must store the full ones again."""
+    from lookalike.pca import fit_engine
+
+    rng = np.random.default_rng(3)
+    docs = grouped_docs(tmp_path / "img")
+    raw = {}
+    for doc in docs:
+        raw[doc.id] = rng.standard_normal(16).astype(np.float32)
+        doc.vectors = {"text": raw[doc.id]}
+        doc.models["text"] = "txt@1"
+        if doc.id == "g0-0":
+            doc.color = None
+    with EmbeddedEngine(tmp_path / "data") as engine:
+        engine.upsert(docs)
+        engine.refresh()
+        fit_engine(engine, "text", 4)
+        assert engine.vectors(["g0-0"], "text")["g0-0"].shape == (4,)  # served reduced
+        accept(engine, "g0-0", "color", "red")
+        product = engine.get(["g0-0"])["g0-0"]
+        assert product.color == "red" and product.models["text"] == "txt@1"
+        stored = engine.stored_vectors(["g0-0"], "text", "txt@1")["g0-0"]
+        np.testing.assert_allclose(stored, unit(raw["g0-0"]), rtol=1e-5, atol=1e-6)
