@@ -53,7 +53,8 @@ async function api(path, params = {}) {
   const qs = query.toString();
   let response;
   try {
-    response = await fetch(qs ? `${path}?${qs}` : path, { headers: { Accept: "application/json" } });
+    const url = qs ? `${path}?${qs}` : path;
+    response = await fetch(url, { headers: { Accept: "application/json" } });
   } catch (err) {
     throw new ApiError(`The server cannot be reached (${err.message}).`);
   }
@@ -142,7 +143,9 @@ function describe() {
   if (state.similarTo) return `more like ${state.similarTo}`;
   const parts = [];
   if (state.q) parts.push(`“${state.q}”`);
-  if (state.anchors.length) parts.push(state.q ? "re-sorted by similarity" : "sorted by similarity");
+  if (state.anchors.length) {
+    parts.push(state.q ? "re-sorted by similarity" : "sorted by similarity");
+  }
   if (state.negatives.length && !state.anchors.length) {
     parts.push("dislikes apply once a product is liked");
   }
@@ -175,7 +178,11 @@ function resultCard(hit) {
   const title = hit.title || hit.id;
   return el(
     "li",
-    { class: "card", "data-testid": "result", dataset: { id: hit.id, category: hit.category || "" } },
+    {
+      class: "card",
+      "data-testid": "result",
+      dataset: { id: hit.id, category: hit.category || "" },
+    },
     img,
     el("h3", { class: "title", "data-testid": "title" }, title),
     el("p", { class: "meta" }, meta, price ? el("span", { class: "price" }, ` ${price}`) : null),
@@ -198,6 +205,7 @@ function resultCard(hit) {
 }
 
 const num = (x) => (typeof x === "number" ? x.toFixed(3) : "");
+const show = (x) => (typeof x === "number" ? x.toFixed(3) : JSON.stringify(x));
 
 function explanation(expl) {
   const rows = Object.entries(expl.signals || {}).map(([name, s]) =>
@@ -209,7 +217,7 @@ function explanation(expl) {
     if (!entries.length) return null;
     return el("div", { class: "per-anchor" }, el("h4", {}, title),
       el("ul", {}, entries.map(([id, values]) => el("li", {}, `${id}: `,
-        Object.entries(values).map(([k, v]) => `${k} ${num(v)}`).join(", ")))));
+        Object.entries(values).map(([k, v]) => `${k} ${show(v)}`).join(", ")))));
   };
   return el(
     "details",
@@ -244,7 +252,8 @@ function renderChips() {
       : "negative-chip", dataset: { id: item.id } },
       el("img", { src: thumbUrl(item.id, 48), alt: "", width: 24, height: 24 }),
       el("span", {}, item.title || item.id), weight,
-      el("button", { type: "button", class: "remove", "aria-label": `Remove ${item.title || item.id}`,
+      el("button", { type: "button", class: "remove",
+        "aria-label": `Remove ${item.title || item.id}`,
         "data-testid": "remove-chip", onclick: remove }, "×"));
   };
   $("anchor-chips").replaceChildren(...state.anchors.map((a) => chip(a, "anchors")));
@@ -351,7 +360,9 @@ function drawMap(points) {
     role: "img", "aria-label": `Map of ${points.length} products`, "data-testid": "map-svg" });
   const tooltip = $("map-tooltip");
   for (const p of points) {
-    const dot = svg("circle", { cx: pad + p.x * (size - 2 * pad), cy: pad + (1 - p.y) * (size - 2 * pad),
+    const dot = svg("circle", {
+      cx: pad + p.x * (size - 2 * pad),
+      cy: pad + (1 - p.y) * (size - 2 * pad),
       r: 4, fill: colour(p.category), "data-id": p.id, "data-testid": "map-point",
       tabindex: 0, "aria-label": p.title || p.id });
     const tip = svg("title");
