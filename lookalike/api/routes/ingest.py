@@ -24,6 +24,14 @@ from lookalike.settings import Settings
 
 router = APIRouter(tags=["ingest"], dependencies=[WriteAccess], responses=WRITE_RESPONSES)
 
+# The schema documents the records' shape; the route itself takes any JSON list, so one bad
+# record is reported in ``rejected`` instead of failing the whole batch with a 422.
+INGEST_BODY = {
+    "requestBody": {
+        "content": {"application/json": {"schema": {"items": ProductRecord.model_json_schema()}}}
+    }
+}
+
 
 class Rejected(BaseModel):
     index: int = Field(description="Position of the record in the posted list (from 0).")
@@ -99,7 +107,8 @@ def _inline(request: Request, records: list[ProductRecord]) -> dict[str, Any]:
     "/products",
     response_model=IngestOut,
     status_code=202,
-    responses={200: {"model": IngestOut, "description": "Indexed inline."}},
+    responses={200: {"model": IngestOut, "description": "Indexed inline, or nothing to do."}},
+    openapi_extra=INGEST_BODY,
 )
 def ingest_products(
     request: Request,
