@@ -10,13 +10,13 @@ DEMO_N ?= 2000
 export LOOKALIKE_IMAGE_MODEL ?= $(SHARED)/models/tf2_mobilenet_v2_1.0_224_ptq.tflite
 export LOOKALIKE_IMAGE_TENSOR ?= GlobalPool
 
-.PHONY: install demo test lint
+.PHONY: install demo test lint load-test
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	# The CPU build of torch first: any other torch requirement pulls gigabytes of CUDA.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[clip,litert,offline-text,opensearch,dev]'
+	$(PY) -m pip install --quiet -e '.[clip,litert,offline-text,opensearch,dev,load]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -35,3 +35,7 @@ lint: install
 test: install lint
 	bash scripts/ensure-redis
 	$(VENV)/bin/pytest -q --timeout=600
+
+# Locust against a served 100k synthetic catalogue; knobs in load-tests/README.md.
+load-test: install
+	VENV=$(VENV) load-tests/run.sh
