@@ -26,7 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
+from scipy.sparse import csr_matrix
 
 from lookalike.errors import InvalidInput
 
@@ -71,13 +73,16 @@ class SetMatch:
     coverage: float = 0.0
 
 
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero), float64."""
-    m = np.asarray(matrix, dtype=np.float64)
+def unit_rows(matrix: np.ndarray, dtype: npt.DTypeLike = np.float64) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as ``dtype``; rows already of unit
+    length (what engines store) are returned as they are, without a copy."""
+    m: np.ndarray = np.asarray(matrix, dtype=dtype)
     if m.ndim == 1:
         m = m[None, :]
-    norms = np.linalg.norm(m, axis=1, keepdims=True)
-    out: np.ndarray = np.divide(m, norms, out=np.zeros_like(m), where=norms > 0)
+    norms = np.sqrt(np.einsum("ij,ij->i", m, m))
+    if np.all((norms == 0) | (np.abs(norms - 1.0) < 1e-6)):
+        return m
+    out: np.ndarray = m / np.where(norms > 0, norms, 1.0)[:, None]
     return out
 
 
@@ -140,68 +145,88 @@ def match(anchor: np.ndarray, candidate: np.ndarray, options: SetOptions) -> Set
     return SetMatch(score, kept, 2 * len(kept) / (len(a) + len(c)))
 
 
-def pack(
-    sets: Sequence[np.ndarray | None], width: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sets of different sizes as one zero-padded tensor ``[n, k, dim]`` and a mask ``[n, k]``.
+@dataclass
+class PackedSets:
+    """A window's image sets as one matrix of unit rows, each row tagged with its set and slot.
 
-    A missing set (None, or no rows) is all mask-off: it scores 0.
+    Rows of a set are contiguous and in set order, so one matrix product scores every image
+    of the window against an anchor; only the small ``[n, a, k]`` similarity block is padded.
     """
-    rows = [np.zeros((0, 0)) if s is None else np.asarray(s) for s in sets]
-    rows = [r[None, :] if r.ndim == 1 else r for r in rows]
-    k = max((len(r) for r in rows), default=0)
-    dim = width if width is not None else max((r.shape[1] for r in rows if len(r)), default=0)
-    out = np.zeros((len(rows), max(k, 1), dim), dtype=np.float64)
-    mask = np.zeros((len(rows), max(k, 1)), dtype=bool)
-    for n, r in enumerate(rows):
-        if len(r):
-            out[n, : len(r), : r.shape[1]] = unit_rows(r)
-            mask[n, : len(r)] = True
-    return out, mask
+
+    rows: np.ndarray  # [total, dim]
+    owner: np.ndarray  # [total] set index
+    slot: np.ndarray  # [total] row within its set
+    counts: np.ndarray  # [n] images per set
+
+    @property
+    def n(self) -> int:
+        return len(self.counts)
 
 
-def set_scores(
-    anchor: np.ndarray, candidates: np.ndarray, mask: np.ndarray, options: SetOptions
-) -> np.ndarray:
-    """Score one anchor set ``[a, dim]`` against packed candidate sets ``[n, k, dim]``.
+def pack(sets: Sequence[np.ndarray | None]) -> PackedSets:
+    """Sets of different sizes (None or no rows: a product without images, scoring 0)."""
+    mats = [np.zeros((0, 0)) if s is None else np.asarray(s) for s in sets]
+    mats = [m[None, :] if m.ndim == 1 else m for m in mats]
+    counts = np.array([len(m) for m in mats], dtype=np.int64)
+    full = [m for m in mats if len(m)]
+    dim = max((m.shape[1] for m in full), default=0)
+    dtype = np.result_type(np.float32, *full) if full else np.float32
+    if all(m.shape[1] == dim for m in full):
+        rows = np.concatenate(full).astype(dtype, copy=False) if full else np.zeros((0, dim))
+    else:  # vectors of different widths: zero-pad (exact for cosine)
+        rows = np.zeros((int(counts.sum()), dim), dtype=dtype)
+        at = 0
+        for m in full:
+            rows[at : at + len(m), : m.shape[1]] = m
+            at += len(m)
+    owner = np.repeat(np.arange(len(mats)), counts)
+    starts = np.cumsum(counts) - counts
+    slot = np.arange(len(owner)) - np.repeat(starts, counts)
+    return PackedSets(unit_rows(rows, dtype), owner, slot, counts)
 
-    Equals ``[match(anchor, c_i, options).score for i]``. ``max`` and ``greedy`` run on the
-    whole window at once (greedy takes ``min(a, k)`` vectorised steps); ``assignment`` solves
-    one small problem per candidate.
+
+def set_scores(anchor: np.ndarray, packed: PackedSets, options: SetOptions) -> np.ndarray:
+    """Score one anchor set ``[a, dim]`` against every set of a packed window.
+
+    Equals ``[match(anchor, c_i, options).score for i]`` (to float32 rounding for float32
+    rows). ``max`` and ``greedy`` run on the whole window at once (greedy takes ``min(a, k)``
+    vectorised steps); ``assignment`` solves one small problem per candidate.
     """
-    n = candidates.shape[0]
+    n = packed.n
     a = unit_rows(anchor)
-    if n == 0 or len(a) == 0:
+    if n == 0 or len(a) == 0 or len(packed.rows) == 0:
         return np.zeros(n)
-    a, cands = _pad_to(a, candidates)
-    counts = mask.sum(axis=1)
-    has = counts > 0
+    a, rows = _pad_to(a.astype(packed.rows.dtype.type), packed.rows)
     if options.method == "mean":
-        means = (cands * mask[:, :, None]).sum(axis=1)
-        norms = np.linalg.norm(means, axis=1)
-        sims_mean = means @ _unit_mean(a)
-        return np.divide(sims_mean, norms, out=np.zeros(n), where=norms > 0)
-    sims = np.einsum("nkd,ad->nak", cands, a)  # [n, a, k]
-    sims = np.where(mask[:, None, :], sims, -np.inf)
+        ones = np.ones(len(rows), dtype=rows.dtype)
+        members = csr_matrix((ones, (packed.owner, np.arange(len(rows)))), shape=(n, len(rows)))
+        sums = np.asarray(members @ rows, dtype=np.float64)  # each set's sum of image vectors
+        norms = np.linalg.norm(sums, axis=1)
+        dots = sums @ _unit_mean(a)
+        return np.divide(dots, norms, out=np.zeros(n), where=norms > 0)
+    k = int(packed.counts.max())
+    flat = (rows @ a.T).astype(np.float64)  # [total, a]: every window image vs every anchor image
+    sims = np.full((n, len(a), k), -np.inf)
+    sims[packed.owner, :, packed.slot] = flat
     if options.method == "assignment":
         out = np.zeros(n)
-        for i in np.flatnonzero(has):
-            block = sims[i][:, : counts[i]]
-            rows, cols = linear_sum_assignment(block, maximize=True)
-            out[i] = _kept_mean(np.sort(block[rows, cols])[::-1], options)
+        for i in np.flatnonzero(packed.counts):
+            block = sims[i][:, : packed.counts[i]]
+            r, c = linear_sum_assignment(block, maximize=True)
+            out[i] = _kept_mean(np.sort(block[r, c])[::-1], options)
         return out
-    steps = 1 if options.method == "max" else min(len(a), sims.shape[2])
+    steps = 1 if options.method == "max" else min(len(a), k)
     taken = np.full((n, steps), -np.inf)
-    left = sims.copy()
-    flat = left.reshape(n, -1)
-    width = sims.shape[2]
+    left = sims.reshape(n, -1)
     idx = np.arange(n)
     for step in range(steps):
-        best = np.argmax(flat, axis=1)
-        taken[:, step] = flat[idx, best]
-        i, j = best // width, best % width
-        left[idx, i, :] = -np.inf
-        left[idx, :, j] = -np.inf
+        best = np.argmax(left, axis=1)
+        taken[:, step] = left[idx, best]
+        if step + 1 < steps:
+            i, j = best // k, best % k
+            block = left.reshape(n, len(a), k)
+            block[idx, i, :] = -np.inf
+            block[idx, :, j] = -np.inf
     return _kept_means(taken, options)
 
 

@@ -115,13 +115,13 @@ def _set_signal(
     if query is None and "image" in req.query_vectors:
         query = req.query_vectors["image"][None, :]
     window = WindowSets(req.image_set, {}, engine.image_vectors(ids))
-    packed, mask = pack([window.candidates.get(pid) for pid in ids])
+    packed = pack([window.candidates.get(pid) for pid in ids])
     sides = []
     for group, extra in ((req.anchors, query), (req.negatives, None)):
         names, weights, sets = _image_sets(engine, group, extra)
         sims = np.zeros((len(ids), len(sets)))
         for j, (name, rows) in enumerate(zip(names, sets, strict=True)):
-            sims[:, j] = set_scores(rows, packed, mask, req.image_set)
+            sims[:, j] = set_scores(rows, packed, req.image_set)
             window.anchors[name] = rows
         sides.append(
             AnchorSet(names, np.array(weights, np.float64), np.zeros((len(names), 0)), sims)

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -340,6 +341,17 @@ class Store:
             ids,
             (model,),
         )
+        if rows and len({dim for _, dim, _ in rows}) == 1:  # one model: one buffer, row views
+            dim = rows[0][1]
+            matrix = np.frombuffer(b"".join(r[2][: 4 * dim] for r in rows), dtype="<f4")
+            matrix = matrix.reshape(len(rows), dim).astype(np.float32)
+            out: dict[str, np.ndarray] = {}
+            start = 0
+            for pid, group in groupby(r[0] for r in rows):  # a product's rows are contiguous
+                count = sum(1 for _ in group)
+                out[pid] = matrix[start : start + count]
+                start += count
+            return out
         for pid, dim, blob in rows:
             per.setdefault(pid, []).append(from_blob(blob, dim))
         return {pid: np.stack(vs) for pid, vs in per.items()}
