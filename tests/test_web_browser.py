@@ -173,6 +173,7 @@ def test_like_adds_an_anchor_and_resorts(page: Any) -> None:
     before = ids(page)
     assert len(before) == 12
     liked = "p2"  # a blue circle
+    liked_title = page.inner_text(f"{card(page, liked)} [data-testid=title]")
     act(page, f"{card(page, liked)} [data-testid=like]")
     chips = page.locator("[data-testid=anchor-chip]")
     assert chips.count() == 1 and chips.first.get_attribute("data-id") == liked
@@ -182,7 +183,8 @@ def test_like_adds_an_anchor_and_resorts(page: Any) -> None:
     assert "re-sorted by similarity" in page.inner_text("[data-testid=status]")
     # The liked product is now an anchor in every explanation.
     page.click("[data-testid=result] >> nth=0 >> summary")
-    assert liked in page.inner_text("[data-testid=result] >> nth=0 >> [data-testid=explain]")
+    text = page.inner_text("[data-testid=result] >> nth=0 >> [data-testid=explain]")
+    assert f"{liked_title}: visual" in text
     # A weight can be given to a like; removing the chip restores the keyword order.
     page.fill("[data-testid=anchor-weight]", "3")
     before_weight = done(page)
@@ -199,6 +201,7 @@ def test_dislike_adds_a_negative_and_pushes_it_away(page: Any) -> None:
     act(page, f"{card(page, 'p0')} [data-testid=like]")
     liked_order = ids(page)
     disliked = liked_order[0]
+    disliked_title = page.inner_text(f"{card(page, disliked)} [data-testid=title]")
     act(page, f"{card(page, disliked)} [data-testid=dislike]")
     chips = page.locator("[data-testid=negative-chip]")
     assert chips.count() == 1 and chips.first.get_attribute("data-id") == disliked
@@ -207,7 +210,8 @@ def test_dislike_adds_a_negative_and_pushes_it_away(page: Any) -> None:
     assert after != [i for i in liked_order if i != disliked]
     page.click("[data-testid=result] >> nth=0 >> summary")
     text = page.inner_text("[data-testid=result] >> nth=0 >> [data-testid=explain]")
-    assert "Negatives" in text and disliked in text
+    negatives = text.split("Negatives", 1)[1]
+    assert f"{disliked_title}: visual" in negatives
 
 
 def test_more_like_this_shows_the_same_kind_of_product(page: Any) -> None:

@@ -207,16 +207,31 @@ function resultCard(hit) {
 const num = (x) => (typeof x === "number" ? x.toFixed(3) : "");
 const show = (x) => (typeof x === "number" ? x.toFixed(3) : JSON.stringify(x));
 
+function titleOf(id) {
+  const known = state.anchors.concat(state.negatives).find((a) => a.id === id);
+  return known && known.title ? known.title : id;
+}
+
+const COLUMNS = [
+  ["signal", "what is compared"],
+  ["w", "weight of the signal"],
+  ["value", "similarity to the anchors, or the normalised keyword score"],
+  ["adds", "weight × value: what the signal adds to the score"],
+];
+
 function explanation(expl) {
-  const rows = Object.entries(expl.signals || {}).map(([name, s]) =>
+  const signals = Object.entries(expl.signals || {});
+  const rows = signals.map(([name, s]) =>
     el("tr", { "data-testid": "signal", dataset: { signal: name } },
       el("th", { scope: "row" }, name), el("td", {}, num(s.weight)), el("td", {}, num(s.value)),
-      el("td", {}, num(s.contribution)), el("td", {}, num(s.raw))));
+      el("td", {}, num(s.contribution))));
+  const raw = signals.filter(([, s]) => typeof s.raw === "number")
+    .map(([name, s]) => el("p", { class: "raw" }, `${name} raw score ${num(s.raw)}`));
   const perAnchor = (title, group) => {
     const entries = Object.entries(group || {});
     if (!entries.length) return null;
     return el("div", { class: "per-anchor" }, el("h4", {}, title),
-      el("ul", {}, entries.map(([id, values]) => el("li", {}, `${id}: `,
+      el("ul", {}, entries.map(([id, values]) => el("li", {}, `${titleOf(id)}: `,
         Object.entries(values).map(([k, v]) => `${k} ${show(v)}`).join(", ")))));
   };
   return el(
@@ -224,9 +239,10 @@ function explanation(expl) {
     { class: "explain", "data-testid": "explain" },
     el("summary", {}, "Why this score"),
     el("table", {},
-      el("thead", {}, el("tr", {}, ["signal", "weight", "value", "contribution", "raw"]
-        .map((h) => el("th", { scope: "col" }, h)))),
+      el("thead", {}, el("tr", {}, COLUMNS.map(([h, help]) =>
+        el("th", { scope: "col", title: help }, h)))),
       el("tbody", {}, rows)),
+    raw,
     perAnchor("Anchors", expl.anchors),
     perAnchor("Negatives", expl.negatives),
   );
