@@ -4,7 +4,7 @@ and a blue/green re-index started over HTTP."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,12 @@ from tests.test_reliability_support import Worker, private_broker, worker_env
 V1 = SHARED / "models" / "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"
 
 
-def poll(
-    fetch: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], bool], timeout: float
-) -> dict[str, Any]:
+def poll(c: TestClient, job: str, timeout: float) -> dict[str, Any]:
+    """GET /jobs/{job} until it has finished (or the timeout passed)."""
     deadline = time.monotonic() + timeout
     while True:
-        state = fetch()
-        if done(state) or time.monotonic() > deadline:
+        state: dict[str, Any] = c.get(f"/jobs/{job}", headers=WRITE).json()
+        if state["state"] not in {"PENDING", "STARTED", "RETRY"} or time.monotonic() > deadline:
             return state
         time.sleep(0.3)
 
@@ -115,11 +114,7 @@ def test_queued_ingest_through_a_real_worker(tmp_path: Path) -> None:
                 assert body["accepted"] == 30 and len(body["jobs"]) == 3
                 assert [r["id"] for r in body["rejected"]] == ["x"]
                 for job in body["jobs"]:
-                    state = poll(
-                        lambda job=job: c.get(f"/jobs/{job}", headers=WRITE).json(),
-                        lambda s: s["state"] in {"SUCCESS", "FAILURE"},
-                        timeout=120,
-                    )
+                    state = poll(c, job, timeout=120)
                     assert state["state"] == "SUCCESS", (
                         state,
                         (tmp_path / "worker.log").read_text()[-2000:],
@@ -148,11 +143,7 @@ def test_reindex_over_http_switches_models(tmp_path: Path) -> None:
         assert job["state"] == "STARTED" and job["kind"] == "reindex"
         second = c.post("/admin/reindex", json={"image_model": str(TF2_MOBILENET)}, headers=WRITE)
         assert_error_shape(second, 409, "conflict")
-        state = poll(
-            lambda: c.get(f"/jobs/{job['id']}", headers=WRITE).json(),
-            lambda s: s["state"] != "STARTED",
-            timeout=180,
-        )
+        state = poll(c, job["id"], timeout=180)
         assert state["state"] == "SUCCESS", state
         assert state["result"]["products"] == 8 and state["result"]["switched"] is True
         after = c.get("/products/p1").json()["models"]["image"]
@@ -162,10 +153,6 @@ def test_reindex_over_http_switches_models(tmp_path: Path) -> None:
         bad = c.post(
             "/admin/reindex", json={"image_model": str(tmp_path / "none.tflite")}, headers=WRITE
         )
-        failed = poll(
-            lambda: c.get(f"/jobs/{bad.json()['id']}", headers=WRITE).json(),
-            lambda s: s["state"] != "STARTED",
-            timeout=60,
-        )
+        failed = poll(c, bad.json()["id"], timeout=60)
         assert failed["state"] == "FAILURE" and failed["error"]
         assert c.get("/products/p1").json()["models"]["image"] == after

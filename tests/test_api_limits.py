@@ -207,7 +207,7 @@ LIMITED_READS = [
     ("name", "path", "params"), LIMITED_READS, ids=[x[0] for x in LIMITED_READS]
 )
 def test_read_limits_answer_422_fast(
-    client: TestClient, name: str, path: str, params: dict[str, object]
+    client: TestClient, name: str, path: str, params: dict[str, Any]
 ) -> None:
     start = time.monotonic()
     response = client.get(path, params=params)
