@@ -61,6 +61,7 @@ Items = Sequence[tuple[str, str, bytes]]  # (hash, source, bytes) of images to e
 
 _WORKER_VECTORIZER: ImageVectorizer | None = None
 CRASHED = "the worker process died while decoding or embedding this image"
+MIN_CHUNK = 4  # images per worker below which another process is not worth starting
 
 
 def _init_worker(model: str, tensor: str | None) -> None:
@@ -83,7 +84,9 @@ def embed_in_worker(items: Items) -> Embedded:
 class ImagePool:
     """``workers`` processes that decode and embed images, each with its own model.
 
-    Jobs are chunks of a batch, so a batch spreads over every worker. A worker that dies
+    Processes start with the first job, no more than that job can keep busy (at least
+    ``MIN_CHUNK`` images each), so a small catalogue costs no idle model copies. Jobs are
+    chunks of a batch, so a batch spreads over every worker. A worker that dies
     (a hostile image crashing a decoder) costs only the images that crash it again when
     retried one at a time in a fresh pool; they are reported as image errors.
     """
@@ -96,9 +99,15 @@ class ImagePool:
         chunk: int = 16,
         job: Callable[[Items], Embedded] = embed_in_worker,
     ) -> None:
-        self.workers, self.chunk, self._job = workers, max(1, chunk), job
+        self.workers, self.chunk, self._job = max(1, workers), max(1, chunk), job
         self._initargs = (model, tensor)
-        self._executor = self._start()
+        self._started: ProcessPoolExecutor | None = None
+
+    @property
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._started is None:
+            self._started = self._start()
+        return self._started
 
     def _start(self) -> ProcessPoolExecutor:
         # spawn, not fork: the parent holds threads (tantivy, torch) that fork would copy mid-lock
@@ -111,6 +120,8 @@ class ImagePool:
 
     def submit(self, items: Items) -> Callable[[], Embedded]:
         """Start embedding ``items``; the returned function waits for and merges the results."""
+        if self._started is None:
+            self.workers = min(self.workers, max(1, len(items) // MIN_CHUNK))
         size = min(self.chunk, max(1, -(-len(items) // self.workers)))
         chunks = [list(items[i : i + size]) for i in range(0, len(items), size)]
         jobs = [(c, self._submit(c)) for c in chunks]
@@ -137,7 +148,7 @@ class ImagePool:
 
     def _restart(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._executor = self._start()
+        self._started = self._start()
 
     def _one_by_one(self, items: Items) -> Embedded:
         vectors: dict[str, np.ndarray] = {}
@@ -157,7 +168,9 @@ class ImagePool:
         return vectors, errors
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._started is not None:
+            self._started.shutdown(wait=True, cancel_futures=True)
+            self._started = None
 
     def __enter__(self) -> ImagePool:
         return self

@@ -173,7 +173,7 @@ def prepare_batch(
     in_flight = previous.pending_hashes() if previous is not None else set()
     deferred = {h for h in blobs if h not in cached and h in in_flight}
     todo = [(h, *blobs[h]) for h in blobs if h not in cached and h not in deferred]
-    if pool is not None and todo:
+    if pool is not None and len(todo) > 1:  # one image is not worth a round trip
         result = pool.submit(todo)
     else:
         done = embed_blobs(ctx.image_vectorizer, todo)

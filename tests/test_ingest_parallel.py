@@ -25,7 +25,7 @@ from indexer.run import IndexReport, index_catalogue
 from lookalike.engines import Engine
 from tests.conftest import make_records, model_settings, write_catalogue
 
-BATCH = 4  # small batches: several in flight, images shared across neighbouring batches
+BATCH = 8  # small batches (two workers each): several in flight, images shared across them
 
 
 def _catalogue(folder: Path) -> Path:
@@ -36,13 +36,13 @@ def _catalogue(folder: Path) -> Path:
     (folder / "photos" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     shutil.copy(folder / "img" / "p2.jpg", folder / "photos" / "copy-of-p2.jpg")  # same bytes
     records[3]["images"] = ["img/p3.jpg", "img/p2.jpg"]  # same file, same batch
-    records[5]["images"] = ["img/p5.jpg", "img/p2.jpg"]  # next batch, p2 still in flight
-    records[6]["images"] = ["photos/copy-of-p2.jpg"]  # other path, identical bytes
-    records[8]["images"] = ["img/p8.jpg", "img/p2.jpg"]  # two batches later: cached by then
-    records[9]["images"] = ["img/p9.jpg", "photos/broken.jpg"]
-    records[10]["images"] = ["photos/broken.jpg", "photos/missing.jpg"]  # same batch
-    records[12]["images"] = ["img/p12.jpg", "photos/broken.jpg"]  # next batch: error deferred
-    records[14]["images"] = ["img/p14.jpg", "img/p13.jpg"]
+    records[9]["images"] = ["img/p9.jpg", "img/p2.jpg"]  # next batch, p2 still in flight
+    records[10]["images"] = ["photos/copy-of-p2.jpg"]  # other path, identical bytes
+    records[17]["images"] = ["img/p17.jpg", "img/p2.jpg"]  # two batches later: cached by then
+    records[12]["images"] = ["img/p12.jpg", "photos/broken.jpg"]
+    records[13]["images"] = ["photos/broken.jpg", "photos/missing.jpg"]  # same batch
+    records[20]["images"] = ["img/p20.jpg", "photos/broken.jpg"]  # next batch: error deferred
+    records[22]["images"] = ["img/p22.jpg", "img/p21.jpg"]
     return write_catalogue(folder, records, draw=False)
 
 
@@ -97,14 +97,14 @@ def test_two_workers_index_exactly_what_one_process_does(
     assert two.to_dict() == one.to_dict()  # counts, image errors in order, rejected records
     assert (one.batches.inserted, one.products) == (30, 30)
     # p2's bytes are embedded once although five products in three batches name them
-    assert one.batches.embedded_images == 28  # 30 files, p6.jpg and p10.jpg not named
+    assert one.batches.embedded_images == 28  # 30 files, p10.jpg and p13.jpg not named
     assert one.batches.reused_images == 2
     errors = [(e["id"], Path(e["image"]).name) for e in one.batches.image_errors]
     assert errors == [
-        ("p9", "broken.jpg"),
-        ("p10", "broken.jpg"),
-        ("p10", "missing.jpg"),
         ("p12", "broken.jpg"),
+        ("p13", "broken.jpg"),
+        ("p13", "missing.jpg"),
+        ("p20", "broken.jpg"),
     ]
     _same_state(state_one, state_two)
 
@@ -145,6 +145,7 @@ def test_a_worker_crash_costs_only_the_crashing_image(tmp_path: Path, mobilenet_
         str(mobilenet_path), "GlobalPool", workers=2, chunk=4, job=crash_on_poison
     ) as pool:
         vectors, errors = pool.submit(items)()
+        assert pool.workers == 2
         assert errors == {"h5": CRASHED}
         assert set(vectors) == {f"h{i}" for i in range(12)} - {"h5"}
         again, no_errors = pool.submit(items[:3])()  # the pool was restarted and still works
@@ -169,3 +170,20 @@ def test_one_worker_or_fewer_runs_in_process(
     catalogue = write_catalogue(tmp_path / "catalogue", make_records(6))
     report, _ = _index(tmp_path / "data", catalogue, workers=workers)
     assert (report.batches.inserted, report.batches.embedded_images) == (6, 6)
+
+
+def test_cli_index_with_workers(model_env: Path, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from lookalike.cli import app
+
+    runner = CliRunner()
+    catalogue = write_catalogue(tmp_path / "c", make_records(16))
+    result = runner.invoke(app, ["index", str(catalogue), "--workers", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["inserted"], summary["embedded_images"], summary["products"]) == (16, 16, 16)
+    refused = runner.invoke(app, ["index", str(catalogue), "--workers", "0"])
+    assert refused.exit_code == 2 and "--workers" in refused.output
