@@ -10,6 +10,7 @@ values they cover, next to the majority-value baseline.
 
     .venv/bin/python benchmarks/gapfill_eval.py [--limit N] [--neighbours 10]
         [--hide 0.2] [--seed 0] [--data-dir DIR]   # keep (or reuse) the index
+        [--timings]   # also: seconds for clusters, the elbow curve and the map on this index
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ sys.path.insert(0, str(ROOT))
 
 from indexer.context import build_context  # noqa: E402
 from indexer.run import index_catalogue  # noqa: E402
+from lookalike.analysis.clusters import cluster_population, inertia_curve  # noqa: E402
 from lookalike.analysis.gapfill import propose  # noqa: E402
+from lookalike.analysis.population import visual_population  # noqa: E402
+from lookalike.analysis.visualmap import map_population  # noqa: E402
 from lookalike.datasets import fashion_records  # noqa: E402
-from lookalike.engines import open_engine  # noqa: E402
+from lookalike.engines import Engine, open_engine  # noqa: E402
 from lookalike.settings import Settings  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -68,6 +72,29 @@ def score(
     return rows
 
 
+def timings(engine: Engine) -> None:
+    """Wall seconds of the merchandiser tools on this index (one BLAS thread, as the API)."""
+    t0 = time.perf_counter()
+    pop = visual_population(engine)
+    print(f"\n| step ({len(pop.ids)} products) | seconds |")
+    print("| --- | --- |")
+    print(f"| read the visual vectors | {time.perf_counter() - t0:.2f} |")
+    t0 = time.perf_counter()
+    pop.digest()
+    print(f"| cache key (hash of ids and vectors) | {time.perf_counter() - t0:.2f} |")
+    for k in (8, 50):
+        t0 = time.perf_counter()
+        cluster_population(pop, k)
+        print(f"| k-means, k={k} | {time.perf_counter() - t0:.1f} |")
+    t0 = time.perf_counter()
+    inertia_curve(pop, range(2, 21))
+    print(f"| elbow curve, k = 2..20 | {time.perf_counter() - t0:.1f} |")
+    for n in sorted({min(2000, len(pop.ids)), len(pop.ids)}):
+        t0 = time.perf_counter()
+        map_population(visual_population(engine, limit=n))
+        print(f"| t-SNE map of {n} products | {time.perf_counter() - t0:.1f} |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", type=Path, default=SHARED / "datasets" / "fashion-10k")
@@ -80,6 +107,7 @@ def main() -> int:
     ap.add_argument("--hide", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", type=Path, default=None)
+    ap.add_argument("--timings", action="store_true", help="time clusters, elbow and map too")
     args = ap.parse_args()
     if not args.dataset.is_dir() or not args.model.is_file():
         print(f"skipped: {args.dataset} or {args.model} is absent (../shared holds them)")
@@ -130,6 +158,9 @@ def main() -> int:
             print("| --- | --- | --- | --- |")
             for t, acc, cov, kept in score(proposals, hidden):
                 print(f"| {t:.1f} | {acc:.3f} | {cov:.3f} | {kept} |")
+    if args.timings:
+        with open_engine(settings) as engine, threadpool_limits(1):
+            timings(engine)
     tmp.cleanup()
     return 0
 

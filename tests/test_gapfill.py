@@ -156,3 +156,48 @@ def test_write_back_keeps_full_vectors_when_a_pca_is_served(tmp_path: Path) -> N
         assert product.color == "red" and product.models["text"] == "txt@1"
         stored = engine.stored_vectors(["g0-0"], "text", "txt@1")["g0-0"]
         np.testing.assert_allclose(stored, unit(raw["g0-0"]), rtol=1e-5, atol=1e-6)
+
+
+def test_cli_gaps_and_cluster_assign(
+    engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    from lookalike.cli import app
+
+    engine.close()  # the CLI opens the same folder itself
+    monkeypatch.setenv("LOOKALIKE_DATA_DIR", str(tmp_path / "data"))
+    runner = CliRunner()
+    found = runner.invoke(app, ["gaps", "propose", "--field", "color", "--json"])
+    assert found.exit_code == 0, found.output
+    proposals = {p["id"]: p for p in json.loads(found.stdout)["proposals"]}
+    assert proposals["g2-0"]["value"] == "blue" and len(proposals["g2-0"]["neighbours"]) == 10
+    done = runner.invoke(app, ["gaps", "accept", "g2-0", "color", "blue", "--json"])
+    assert done.exit_code == 0, done.output
+    assert runner.invoke(app, ["gaps", "reject", "g1-0", "color", "green"]).exit_code == 0
+    bad = runner.invoke(app, ["gaps", "accept", "g2-1", "color", "red"])
+    assert bad.exit_code == 2 and "already has a color" in bad.output
+    assigned = runner.invoke(
+        app,
+        [
+            "clusters-assign",
+            "--field",
+            "usage",
+            "--value",
+            "sport",
+            "--cluster",
+            "0",
+            "--k",
+            "3",
+            "--json",
+        ],
+    )
+    assert assigned.exit_code == 0, assigned.output
+    assert json.loads(assigned.stdout)["updated"] == 8
+    with EmbeddedEngine(tmp_path / "data") as again:
+        assert again.get(["g2-0"])["g2-0"].color == "blue"
+        assert again.get(["g1-0"])["g1-0"].color is None
+        usage = again.keyword_search(None, Terms("usage", ("sport",)), 100)
+        assert len(usage) == 8
