@@ -54,3 +54,23 @@ def test_unexpected_failure_is_a_500_in_the_one_shape(tmp_path: Path) -> None:
         engine.close()  # a real failure: the engine's database is gone under the app
         error = assert_error_shape(c.get("/products/p1"), 500, "internal_error")
         assert error["message"] == "internal server error"  # no internals leak
+
+
+def test_job_store_down_is_a_503(tmp_path: Path) -> None:
+    settings = _settings(tmp_path).model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    with TestClient(create_app(settings)) as c:
+        error = assert_error_shape(c.get("/jobs/abc", headers=WRITE), 503, "engine_error")
+        assert "unavailable" in error["message"]
+
+
+def test_queue_down_is_a_503_and_nothing_is_half_done(tmp_path: Path) -> None:
+    settings = _settings(tmp_path).model_copy(
+        update={"redis_url": "redis://127.0.0.1:1/0", "max_body_bytes": 25_000_000}
+    )
+    record = {"id": "a", "images": ["https://example.com/a.jpg"]}
+    with TestClient(create_app(settings)) as c:
+        error = assert_error_shape(
+            c.post("/products", json=[record], headers=WRITE), 503, "engine_error"
+        )
+        assert "job queue is unavailable" in error["message"]
+        assert c.get("/health").json()["products"] == 0

@@ -28,17 +28,31 @@ class Conflict(LookalikeError):
     status = 409
 
 
-def celery_app(request: Request) -> Celery:
-    """A producer app for the settings' broker, made once per API app."""
+def _celery(request: Request, name: str, results: bool) -> Celery:
     state = request.app.state
     with _init_lock:
-        if getattr(state, "celery", None) is None:
+        if getattr(state, name, None) is None:
             from indexer.celery_app import make_celery
 
             settings = state.settings
-            state.celery = make_celery(settings.redis_url, settings.visibility_timeout)
-    app: Celery = state.celery
+            made = make_celery(settings.redis_url, settings.visibility_timeout)
+            if not results:
+                # No result subscription per sent job: nothing grows in the API process, and a
+                # broker that is down fails the send at once instead of after backend retries.
+                made.conf.result_backend = "disabled"
+            setattr(state, name, made)
+    app: Celery = getattr(state, name)
     return app
+
+
+def celery_app(request: Request) -> Celery:
+    """The producer for the settings' broker (sends jobs; never waits on their results)."""
+    return _celery(request, "celery_producer", results=False)
+
+
+def celery_results(request: Request) -> Celery:
+    """The app that reads job states from the result backend."""
+    return _celery(request, "celery_results", results=True)
 
 
 def index_context(request: Request) -> Any:

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from lookalike.api.jobs import celery_app, local_jobs
+from lookalike.api.jobs import celery_results, local_jobs
 from lookalike.api.security import WRITE_RESPONSES, WriteAccess
 from lookalike.engines import open_engine
+from lookalike.errors import EngineError
 from lookalike.settings import Settings
 
 router = APIRouter(tags=["admin"], dependencies=[WriteAccess], responses=WRITE_RESPONSES)
@@ -87,9 +88,11 @@ async def job_state(
         return JobOut(id=job.id, kind=job.kind, state=job.state, result=job.result, error=job.error)
 
     def celery_state() -> JobOut:
-        result = celery_app(request).AsyncResult(job_id)
-        state = str(result.state)
-        payload = result.result
+        result = celery_results(request).AsyncResult(job_id)
+        try:
+            state, payload = str(result.state), result.result
+        except Exception as exc:  # the result backend (Redis) is unreachable
+            raise EngineError(f"the job store is unavailable: {type(exc).__name__}") from exc
         out = JobOut(id=job_id, kind="index_batch", state=state)
         if state == "SUCCESS" and isinstance(payload, dict):
             out.result = payload

@@ -33,6 +33,10 @@ INGEST_BODY = {
 }
 
 
+# A broker that is down answers 503 within about a second instead of Celery's long retries.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
+
+
 class Rejected(BaseModel):
     index: int = Field(description="Position of the record in the posted list (from 0).")
     id: str | None = None
@@ -85,7 +89,9 @@ def _enqueue(request: Request, engine: Engine, records: list[ProductRecord]) -> 
     try:
         return [
             app.send_task(
-                "lookalike.index_batch", args=[[r.model_dump(mode="json") for r in chunk]]
+                "lookalike.index_batch",
+                args=[[r.model_dump(mode="json") for r in chunk]],
+                retry_policy=PUBLISH_RETRY,
             ).id
             for chunk in (records[i : i + size] for i in range(0, len(records), size))
         ]
