@@ -8,6 +8,7 @@ a 5xx. ``FUZZ_EXAMPLES`` scales the run (CI keeps it small; RELIABILITY.md has a
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -32,6 +33,7 @@ QUERY = st.one_of(
     st.text(st.characters(codec="utf-8"), min_size=400, max_size=700),
     st.integers(1, 5000).map(lambda n: "(" * n),
 )
+STATUSES: Counter[int] = Counter()  # every status answered, for the figures
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -50,6 +52,7 @@ def client(indexed: dict[str, object]) -> Iterator[TestClient]:
 
 def check(response) -> None:  # type: ignore[no-untyped-def]
     """200 with hits, or a 4xx with the one error shape; never a server error."""
+    STATUSES[response.status_code] += 1
     assert response.status_code < 500, response.text
     body = response.json()
     if response.status_code == 200:
@@ -89,3 +92,11 @@ def test_query_with_anchors_and_filters(
 def test_similar_with_arbitrary_ids(client: TestClient, product_id: str, q: str) -> None:
     response = client.get(f"/products/{quote(product_id, safe='')}/similar", params={"color": q})
     check(response)
+
+
+def test_report_statuses() -> None:
+    """Runs last: the figures RELIABILITY.md quotes (with -s)."""
+    if not STATUSES:
+        pytest.skip("run together with the fuzz tests")
+    assert not [s for s in STATUSES if s >= 500]
+    print(f"fuzz: {sum(STATUSES.values())} requests, statuses {dict(sorted(STATUSES.items()))}")
