@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -16,6 +17,7 @@ from lookalike.settings import Settings
 
 router = APIRouter(tags=["admin"], dependencies=[WriteAccess], responses=WRITE_RESPONSES)
 
+RETIRE_AFTER_S = 60.0
 ModelName = Annotated[str, Field(min_length=1, max_length=1024)]
 
 
@@ -36,7 +38,7 @@ class JobOut(BaseModel):
 
 
 def _reindex(request: Request, body: ReindexIn) -> dict[str, Any]:
-    """Build green, switch, then serve from the new target (the old engine closes later)."""
+    """Build green, switch, then serve from the new target."""
     from indexer.reindex import reindex
 
     app = request.app
@@ -60,7 +62,10 @@ def _reindex(request: Request, body: ReindexIn) -> dict[str, Any]:
     app.state.settings = new_settings
     app.state.engine = open_engine(new_settings)
     app.state.index_context = None
-    app.state.retired_engines = [*getattr(app.state, "retired_engines", []), old]
+    # Requests that picked up the old engine finish on it; it closes after a grace period.
+    closer = threading.Timer(RETIRE_AFTER_S, old.close)
+    closer.daemon = True
+    closer.start()
     return report.to_dict()
 
 
