@@ -47,7 +47,7 @@ def build_plan(engine: Engine, req: RerankRequest) -> RescorePlan | None:
     """The request as an engine-executable plan, or None when only Python can answer it."""
     if req.explain or req.keyword_norm != "minmax" or not req.has_anchors:
         return None
-    if req.image_set.method != "mean":  # set matching needs every candidate's image vectors
+    if req.image_set.per_image:  # set matching needs every candidate's image vectors
         return None
     weights = req.effective_weights
     visual = _signal(engine, req, SPACES["visual"], weights["visual"])

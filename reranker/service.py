@@ -19,6 +19,7 @@ from lookalike.engines import Engine
 from lookalike.errors import InvalidInput, NotFound
 from lookalike.filters import Filter
 from reranker.imagesets import WindowSets, pack, set_scores
+from reranker.pushdown import engine_page
 from reranker.request import SPACES, Anchor, RerankRequest
 from reranker.rescore import AnchorSet, Scored, rescore
 from reranker.scoring import anchor_query, pad_rows, rank_order
@@ -234,6 +235,11 @@ def run(engine: Engine, req: RerankRequest) -> SearchResult:
     if ids_to_check:
         check_anchors(engine, req.anchor_ids(), need_image and bool(req.anchors))
         check_anchors(engine, [n.id for n in req.negatives], False)
+    names = req.anchor_ids() + ([QUERY_ANCHOR] if req.query_vectors else [])
+    if engine.rescores and (pushed := engine_page(engine, req)) is not None:
+        top = pushed[0][req.offset : req.offset + req.k]  # re-scored inside the engine
+        hits = _hydrate(engine, [c.id for c in top], [c.score for c in top], [None] * len(top))
+        return SearchResult(hits, pushed[1], names)
     found, bm25 = _candidates(engine, req)
     page = slice(req.offset, req.offset + req.k)
     if not req.has_anchors:
@@ -253,7 +259,6 @@ def run(engine: Engine, req: RerankRequest) -> SearchResult:
     if req.explain and scored.image_sets is not None:
         _explain_pairs(engine, scored.image_sets, products, page_ids, expl)
     hits = _hydrate(engine, page_ids, [scored.score[i] for i in order], expl, products)
-    names = req.anchor_ids() + ([QUERY_ANCHOR] if req.query_vectors else [])
     return SearchResult(hits, len(found), names)
 
 
