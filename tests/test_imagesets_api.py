@@ -67,6 +67,9 @@ def test_several_uploaded_images_are_one_query_set(client: TestClient, tmp_path:
     too_many = [("file", (f"{i}.jpg", front, "image/jpeg")) for i in range(11)]
     response = client.post("/search/image", files=too_many)
     assert response.status_code == 422 and "at most 10" in response.json()["error"]["message"]
+    flood = [("file", (f"{i}.jpg", b"x", "image/jpeg")) for i in range(500)]  # parsing stops
+    response = client.post("/search/image", files=flood)
+    assert 400 <= response.status_code < 500 and "error" in response.json()
     bad = client.post("/search/image", json={"urls": ["file:///etc/passwd"]})
     assert bad.status_code == 422
 

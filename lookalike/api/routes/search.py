@@ -107,7 +107,8 @@ async def _read_images(request: Request, settings: Settings) -> list[Any]:
 
     kind = request.headers.get("content-type", "")
     if kind.startswith("multipart/form-data"):
-        form = await request.form()
+        # Parsing stops one file past the limit (the check below then answers clearly).
+        form = await request.form(max_files=MAX_QUERY_IMAGES + 1, max_fields=20)
         uploads = form.getlist("file")
         if not uploads or any(isinstance(u, str) for u in uploads):
             raise InvalidInput("multipart body needs a 'file' part with the image")
