@@ -10,37 +10,21 @@ rank), products compared by their mean image vector, and anchors given.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
-
 from lookalike.documents import Candidate
 from lookalike.engines import Engine
 from lookalike.engines.plan import RescorePlan, SignalPlan
-from reranker.request import SPACES, Anchor, RerankRequest
-from reranker.scoring import pad_rows
-
-
-def _rows(
-    engine: Engine, anchors: Sequence[Anchor], space: str, extra: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The anchors' vectors in one space (those that have one) and their weights."""
-    found = engine.vectors([a.id for a in anchors], space=space) if anchors else {}
-    kept = [a for a in anchors if a.id in found]
-    rows = [found[a.id] for a in kept]
-    weights = [a.weight for a in kept]
-    if extra is not None:
-        rows.append(engine.serving_vector(space, extra))
-        weights.append(1.0)
-    return pad_rows(rows), np.array(weights, dtype=np.float64)
+from reranker.anchors import anchor_set
+from reranker.request import SPACES, RerankRequest
 
 
 def _signal(engine: Engine, req: RerankRequest, space: str, weight: float) -> SignalPlan | None:
-    anchors, anchor_weights = _rows(engine, req.anchors, space, req.query_vectors.get(space))
-    if not len(anchor_weights):
+    anchors = anchor_set(engine, req.anchors, space, req.query_vectors.get(space))
+    if not anchors.names:
         return None
-    negatives, negative_weights = _rows(engine, req.negatives, space)
-    return SignalPlan(space, weight, anchors, anchor_weights, negatives, negative_weights)
+    negatives = anchor_set(engine, req.negatives, space)
+    return SignalPlan(
+        space, weight, anchors.matrix, anchors.weights, negatives.matrix, negatives.weights
+    )
 
 
 def build_plan(engine: Engine, req: RerankRequest) -> RescorePlan | None:

@@ -16,15 +16,14 @@ import numpy as np
 
 from lookalike.documents import Candidate, Product
 from lookalike.engines import Engine
-from lookalike.errors import InvalidInput, NotFound
+from lookalike.errors import InvalidInput
 from lookalike.filters import Filter
+from reranker.anchors import QUERY_ANCHOR, anchor_set, check_anchors, image_sets
 from reranker.imagesets import WindowSets, pack, set_scores
 from reranker.pushdown import engine_page
 from reranker.request import SPACES, Anchor, RerankRequest
 from reranker.rescore import AnchorSet, Scored, rescore
-from reranker.scoring import anchor_query, pad_rows, rank_order
-
-QUERY_ANCHOR = "(query)"  # the name an uploaded image or a visual text query has in explanations
+from reranker.scoring import anchor_query, rank_order
 
 
 @dataclass(frozen=True)
@@ -56,57 +55,6 @@ class SearchResult:
         return {"hits": hits, "total": self.total, "anchors": self.anchors}
 
 
-def check_anchors(engine: Engine, ids: Sequence[str], need_image: bool) -> None:
-    """Unknown anchors are an error (404), never an empty answer."""
-    known = engine.get(list(ids))
-    missing = [a for a in ids if a not in known]
-    if missing:
-        raise NotFound(f"unknown product id(s): {', '.join(missing)}", ids=missing)
-    if need_image:
-        with_vec = engine.vectors(list(ids), space="image")
-        without = [a for a in ids if a not in with_vec]
-        if without:
-            raise InvalidInput(
-                f"product(s) {', '.join(without)} have no image vector (no image could be loaded)",
-                ids=without,
-            )
-
-
-def _anchor_set(
-    engine: Engine, anchors: Sequence[Anchor], space: str, extra: np.ndarray | None = None
-) -> AnchorSet:
-    found = engine.vectors([a.id for a in anchors], space=space) if anchors else {}
-    kept = [a for a in anchors if a.id in found]
-    names, weights, rows = (
-        [a.id for a in kept],
-        [a.weight for a in kept],
-        [found[a.id] for a in kept],
-    )
-    if extra is not None:
-        names.append(QUERY_ANCHOR)
-        weights.append(1.0)
-        rows.append(engine.serving_vector(space, extra))
-    return AnchorSet(names, np.array(weights, np.float64), pad_rows(rows))
-
-
-def _image_sets(
-    engine: Engine, anchors: Sequence[Anchor], extra: np.ndarray | None = None
-) -> tuple[list[str], list[float], list[np.ndarray]]:
-    """Names, weights and per-image matrices of the anchors that have image vectors."""
-    found = engine.image_vectors([a.id for a in anchors]) if anchors else {}
-    kept = [a for a in anchors if len(found.get(a.id, ()))]
-    names, weights, sets = (
-        [a.id for a in kept],
-        [a.weight for a in kept],
-        [found[a.id] for a in kept],
-    )
-    if extra is not None:
-        names.append(QUERY_ANCHOR)
-        weights.append(1.0)
-        sets.append(extra)
-    return names, weights, sets
-
-
 def _set_signal(
     engine: Engine, req: RerankRequest, ids: list[str]
 ) -> tuple[AnchorSet, AnchorSet, WindowSets]:
@@ -119,7 +67,7 @@ def _set_signal(
     packed = pack([window.candidates.get(pid) for pid in ids])
     sides = []
     for group, extra in ((req.anchors, query), (req.negatives, None)):
-        names, weights, sets = _image_sets(engine, group, extra)
+        names, weights, sets = image_sets(engine, group, extra)
         sims = np.zeros((len(ids), len(sets)))
         for j, (name, rows) in enumerate(zip(names, sets, strict=True)):
             sims[:, j] = set_scores(rows, packed, req.image_set)
@@ -149,7 +97,7 @@ def _candidates(engine: Engine, req: RerankRequest) -> tuple[list[Candidate], bo
         return [c for c in found if c.id not in excluded], False
     # "Sort by similar" / more like this: the nearest products to the weighted mean anchor
     # within the filters (the engine answers exactly for selective filters), then re-scored.
-    image = _anchor_set(engine, req.anchors, "image", req.query_vectors.get("image"))
+    image = anchor_set(engine, req.anchors, "image", req.query_vectors.get("image"))
     vector = anchor_query(image.matrix, image.weights)
     found = engine.knn(vector, need - len(excluded), req.filters, sorted(excluded), "image")
     return found, False
@@ -172,11 +120,11 @@ def score_window(engine: Engine, req: RerankRequest, found: list[Candidate], bm2
             if not anchors[signal].names:
                 del anchors[signal]
             continue
-        anchor_set = _anchor_set(engine, req.anchors, space, req.query_vectors.get(space))
-        if not anchor_set.names:
+        anchor_vecs = anchor_set(engine, req.anchors, space, req.query_vectors.get(space))
+        if not anchor_vecs.names:
             continue
-        anchors[signal] = anchor_set
-        negatives[signal] = _anchor_set(engine, req.negatives, space)
+        anchors[signal] = anchor_vecs
+        negatives[signal] = anchor_set(engine, req.negatives, space)
         candidates[signal] = _gather(engine, ids, space)
     scored = rescore(
         ids, raw, candidates, anchors, negatives, weights, req.aggregation, req.keyword_norm

@@ -13,8 +13,8 @@ from lookalike.documents import Document, ImageEntry
 from lookalike.engines.embedded import EmbeddedEngine
 from lookalike.errors import InvalidInput
 from reranker import Anchor, RerankRequest, run
+from reranker.anchors import QUERY_ANCHOR
 from reranker.imagesets import SetOptions, match
-from reranker.service import QUERY_ANCHOR
 
 VISUAL_ONLY = {"visual": 1.0, "text": 0.0, "attributes": 0.0, "keyword": 0.0}
 DIM = 8

@@ -20,8 +20,8 @@ from lookalike.documents import Document, ImageEntry, unit_mean
 from lookalike.engines.embedded import EmbeddedEngine
 from lookalike.filters import Filter, Term
 from reranker import Anchor, RerankRequest, run
+from reranker.anchors import QUERY_ANCHOR
 from reranker.request import DEFAULT_WEIGHTS
-from reranker.service import QUERY_ANCHOR
 
 N = 48
 WORDS = ["red", "blue", "shirt", "dress", "shoe", "cotton", "silk", "bag"]
