@@ -20,19 +20,12 @@ from typing import Any
 import redis
 from celery import Celery, Task
 
-from lookalike.errors import LookalikeError
+from lookalike.errors import DeadLettered
 
 MAX_DELIVERIES = 3
 DEAD_LETTERS_KEY = "lookalike:dead-letters"
 COUNTER_PREFIX = "lookalike:deliveries:"
 COUNTER_TTL = 7 * 24 * 3600
-
-
-class DeadLettered(LookalikeError):
-    """A task crashed its worker on every delivery and was set aside without running."""
-
-    code = "dead_lettered"
-    status = 500
 
 
 @lru_cache(maxsize=4)

@@ -79,3 +79,38 @@ class EngineError(LookalikeError):
 
     code = "engine_error"
     status = 503
+
+
+class Unauthorized(LookalikeError):
+    """No API key, or one that is not configured."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(LookalikeError):
+    """A valid key without the scope the endpoint needs (a read key on a write endpoint)."""
+
+    code = "forbidden"
+    status = 403
+
+
+class Conflict(LookalikeError):
+    """The same kind of job is already running."""
+
+    code = "conflict"
+    status = 409
+
+
+class PayloadTooLarge(LookalikeError):
+    """The request body is larger than ``LOOKALIKE_MAX_BODY_BYTES``."""
+
+    code = "payload_too_large"
+    status = 413
+
+
+class DeadLettered(LookalikeError):
+    """A task crashed its worker on every delivery and was set aside without running."""
+
+    code = "dead_lettered"
+    status = 500

@@ -16,16 +16,9 @@ from typing import Any
 from celery import Celery
 from fastapi import Request
 
-from lookalike.errors import LookalikeError
+from lookalike.errors import Conflict
 
 _init_lock = threading.Lock()
-
-
-class Conflict(LookalikeError):
-    """The same kind of job is already running."""
-
-    code = "conflict"
-    status = 409
 
 
 def _celery(request: Request, name: str, results: bool) -> Celery:

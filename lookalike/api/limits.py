@@ -13,18 +13,11 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lookalike.errors import LookalikeError
+from lookalike.errors import PayloadTooLarge
 
 # Static limits, declared in the OpenAPI schema (so clients and fuzzers know them).
 MAX_INGEST_RECORDS = 1000
 MAX_DELETE_IDS = 1000
-
-
-class PayloadTooLarge(LookalikeError):
-    """The request body is larger than ``LOOKALIKE_MAX_BODY_BYTES``."""
-
-    code = "payload_too_large"
-    status = 413
 
 
 class _Stop(Exception):

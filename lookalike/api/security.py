@@ -30,7 +30,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from lookalike.api.schemas import ErrorOut
-from lookalike.errors import ConfigError, LookalikeError
+from lookalike.errors import ConfigError, Forbidden, Unauthorized
 from lookalike.settings import Settings
 
 MIN_KEY_CHARS = 16
@@ -57,20 +57,6 @@ WEAK_KEYS = frozenset(
         "00000000000000000000000000000000",
     }
 )
-
-
-class Unauthorized(LookalikeError):
-    """No API key, or one that is not configured."""
-
-    code = "unauthorized"
-    status = 401
-
-
-class Forbidden(LookalikeError):
-    """A valid key without the scope the endpoint needs (a read key on a write endpoint)."""
-
-    code = "forbidden"
-    status = 403
 
 
 @dataclass(frozen=True)
