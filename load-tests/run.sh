@@ -2,9 +2,9 @@
 # One command: build (once, cached) a synthetic catalogue, serve it, load it with Locust
 # headless, write CSVs under out/load/ and print throughput, p50/p95/p99 and errors last.
 #
-#   load-tests/run.sh                       # 100k products, 20 users, 60 s, 1 server process
+#   load-tests/run.sh                       # 100k products, 20 users, 60 s, 2 server processes
 #   USERS=50 WAIT_MAX=0 load-tests/run.sh   # users without think time: saturation
-#   N=1000000 SERVER_WORKERS=2 load-tests/run.sh
+#   N=1000000 SERVER_WORKERS=1 load-tests/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,8 +12,8 @@ N=${N:-100000}
 USERS=${USERS:-20}
 SPAWN_RATE=${SPAWN_RATE:-5}
 DURATION=${DURATION:-60s}
-WARMUP=${WARMUP:-30s}
-SERVER_WORKERS=${SERVER_WORKERS:-1}
+WARMUP=${WARMUP:-60s}
+SERVER_WORKERS=${SERVER_WORKERS:-2}
 WAIT_MIN=${WAIT_MIN:-0.5}
 WAIT_MAX=${WAIT_MAX:-1.5}
 PORT=${PORT:-8765}
