@@ -395,3 +395,44 @@ def test_keyword_index_rebuilds_when_a_crashed_writer_left_it_unusable(
         assert failures and found == {"a0", "a1", "a2", "a3", "a4", "b0"}
         engine.delete(["a0"])
         assert "a0" not in {c.id for c in engine.keyword_search("dress")}
+
+
+def test_queries_overlap_with_writes_in_one_process(tmp_path: Path) -> None:
+    """kNN searches run outside the snapshot lock: threads querying while another thread
+    writes, deletes and refreshes get no errors, only live ids, and exact answers after."""
+    import threading
+
+    rng = np.random.default_rng(8)
+    n, dim = 1200, 32
+    vecs = _clustered(rng, n, dim, 12)
+    with EmbeddedEngine(tmp_path / "d", ann_threshold=300, ann_background=False) as engine:
+        engine.upsert([doc(f"p{i:04d}", vecs[i], fp="v1") for i in range(n)])
+        engine.knn(vecs[0], 5)  # builds the graph
+        errors: list[BaseException] = []
+        stop = threading.Event()
+
+        def reader(seed: int) -> None:
+            local = np.random.default_rng(seed)
+            try:
+                while not stop.is_set():
+                    hits = engine.knn(vecs[local.integers(n)], 10)
+                    assert len(hits) == 10 and all(h.id[0] in "pq" for h in hits)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=reader, args=(s,)) for s in range(3)]
+        for t in threads:
+            t.start()
+        for round_ in range(15):  # changes, deletes and new products while they read
+            fresh = _clustered(rng, 40, dim, 12)
+            engine.upsert([doc(f"p{i:04d}", fresh[i % 40], fp=f"r{round_}") for i in range(40)])
+            engine.upsert([doc(f"q{round_:02d}{i}", fresh[i], fp="v1") for i in range(10)])
+            engine.delete([f"p{1000 + round_:04d}"])
+            engine.refresh()
+        stop.set()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        hits = engine.knn(vecs[1005], 50)
+        assert "p1005" not in {h.id for h in hits}  # deleted while they read
+        assert engine.knn(fresh[3], 1)[0].id in {"p0003", "q143"}  # the last write is seen

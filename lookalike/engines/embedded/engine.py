@@ -232,8 +232,13 @@ class EmbeddedEngine(Engine):
                     cand[row] = False
             if sp.needs_ann(total):
                 sp.build_ann(np.flatnonzero(live), self.snapshot.lock, not self.policy.background)
-            rows, scores = sp.knn(q, cand, int(k), total)
-            return [Candidate(cat.ids[r], float(s)) for r, s in zip(rows, scores, strict=True)]
+            ids = cat.ids
+        # The search runs outside the lock, so concurrent queries of one process overlap (the
+        # lock serialised them: under 20 users p95 doubled). A row changed meanwhile is read
+        # old or new, as if the query had come a moment earlier or later; rows never move
+        # (a full reload builds new catalog and space objects), the graph is replaced whole.
+        rows, scores = sp.knn(q, cand, int(k), total)
+        return [Candidate(ids[r], float(s)) for r, s in zip(rows, scores, strict=True)]
 
     # -- derived indexes and lifecycle -----------------------------------------------------------
     def refresh(self) -> None:
