@@ -153,18 +153,21 @@ class VectorSpace:
         if len(rows) < GATHER_SHARE * len(cand):
             scores = self._gather_scores(rows, q)
         else:
-            scores = (self.matrix[: len(cand)] @ q)[rows]
+            scores = (self.matrix[: len(cand), : len(q)] @ q)[rows]
         return top_k(rows, scores, k)
 
     def _gather_scores(self, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Scores of scattered rows, gathered in cache-sized blocks (no big temporary)."""
+        # One matrix at the query's width: searches run outside the snapshot lock, and a
+        # write may meanwhile grow the matrix (more rows, or a wider attribute space).
+        matrix = self.matrix[:, : len(q)]
         if len(rows) <= GATHER_BLOCK:
-            return self.matrix[rows] @ q
+            return matrix[rows] @ q
         scores = np.empty(len(rows), dtype=np.float32)
-        buf = np.empty((GATHER_BLOCK, self.width), dtype=np.float32)
+        buf = np.empty((GATHER_BLOCK, len(q)), dtype=np.float32)
         for start in range(0, len(rows), GATHER_BLOCK):
             block = rows[start : start + GATHER_BLOCK]
-            np.take(self.matrix, block, axis=0, out=buf[: len(block)])
+            np.take(matrix, block, axis=0, out=buf[: len(block)])
             scores[start : start + len(block)] = buf[: len(block)] @ q
         return scores
 
