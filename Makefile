@@ -10,7 +10,7 @@ DEMO_N ?= 2000
 export LOOKALIKE_IMAGE_MODEL ?= $(SHARED)/models/tf2_mobilenet_v2_1.0_224_ptq.tflite
 export LOOKALIKE_IMAGE_TENSOR ?= GlobalPool
 
-.PHONY: install demo test lint load-test
+.PHONY: install demo test lint load-test opensearch opensearch-stop
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,9 +32,21 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy lookalike indexer reranker
 
+# A real local OpenSearch node (opensearch-node/, built with Maven): every OpenSearch suite runs
+# against it. OPENSEARCH_PORT picks the port (default 9200).
+OPENSEARCH_PORT ?= 9200
+export OPENSEARCH_PORT
+
+opensearch:
+	bash scripts/opensearch start
+
+opensearch-stop:
+	bash scripts/opensearch stop
+
 test: install lint
 	bash scripts/ensure-redis
-	$(VENV)/bin/pytest -q --timeout=600
+	bash scripts/opensearch start
+	OPENSEARCH_URL=http://127.0.0.1:$(OPENSEARCH_PORT) $(VENV)/bin/pytest -q --timeout=600
 
 # Locust against a served 100k synthetic catalogue; knobs in load-tests/README.md.
 load-test: install
