@@ -12,7 +12,7 @@ from indexer.celery_app import app
 from indexer.context import IndexContext, build_context
 from indexer.deadletter import GuardedTask
 from indexer.pipeline import index_batch
-from lookalike.errors import EngineError
+from lookalike.errors import EngineUnavailable
 from lookalike.records import ProductRecord
 from lookalike.settings import Settings
 
@@ -26,7 +26,7 @@ def worker_context() -> IndexContext:
     name="lookalike.index_batch",
     base=GuardedTask,
     bind=True,
-    autoretry_for=(EngineError,),
+    autoretry_for=(EngineUnavailable,),  # a clash or a rejected write fails at once
     retry_backoff=True,
     max_retries=5,
 )

@@ -1,7 +1,9 @@
 """One error tree for the whole product.
 
-Adapters (engines, vectorizers, image loaders) translate vendor exceptions into these,
-and the API maps each class to one HTTP status and one JSON error shape.
+Adapters (engines, vectorizers, image loaders) translate vendor exceptions into these. The
+classes say what went wrong and whether trying again can help (``EngineUnavailable``, as
+httpx separates transport errors); the API maps them to HTTP statuses in one place
+(``lookalike/api/errors.py``), so nothing here knows about HTTP.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ class LookalikeError(Exception):
     """Base of every error Lookalike raises on purpose."""
 
     code = "error"
-    status = 500
 
     def __init__(self, message: str, **details: object) -> None:
         super().__init__(message)
@@ -23,7 +24,6 @@ class ConfigError(LookalikeError):
     """Settings are invalid, or an optional package is missing."""
 
     code = "config_error"
-    status = 500
 
 
 class MissingExtra(ConfigError):
@@ -44,7 +44,6 @@ class InvalidInput(LookalikeError):
     """A request or record is malformed."""
 
     code = "invalid_input"
-    status = 422
 
 
 class InvalidFilter(InvalidInput):
@@ -57,60 +56,75 @@ class NotFound(LookalikeError):
     """A product (e.g. an anchor) does not exist."""
 
     code = "not_found"
-    status = 404
 
 
 class ImageError(LookalikeError):
     """An image could not be loaded or decoded; recorded per image, never fatal to a batch."""
 
     code = "image_error"
-    status = 422
 
 
 class ModelError(LookalikeError):
     """A model could not be loaded or run."""
 
     code = "model_error"
-    status = 500
 
 
 class EngineError(LookalikeError):
-    """The search engine failed (storage, index, connection)."""
+    """The search engine failed (storage, index, a rejected write, a dimension clash).
+
+    Retrying the same call does not help; see ``EngineUnavailable`` for the errors that do.
+    """
 
     code = "engine_error"
-    status = 503
+
+
+class EngineUnavailable(EngineError):
+    """A dependency is unreachable or busy for now (a cluster, a lock, the job queue).
+
+    The transient branch of the tree: the same call may succeed later, so Celery retries
+    these, and only these.
+    """
 
 
 class Unauthorized(LookalikeError):
     """No API key, or one that is not configured."""
 
     code = "unauthorized"
-    status = 401
 
 
 class Forbidden(LookalikeError):
     """A valid key without the scope the endpoint needs (a read key on a write endpoint)."""
 
     code = "forbidden"
-    status = 403
 
 
 class Conflict(LookalikeError):
     """The same kind of job is already running."""
 
     code = "conflict"
-    status = 409
 
 
 class PayloadTooLarge(LookalikeError):
     """The request body is larger than ``LOOKALIKE_MAX_BODY_BYTES``."""
 
     code = "payload_too_large"
-    status = 413
 
 
 class DeadLettered(LookalikeError):
     """A task crashed its worker on every delivery and was set aside without running."""
 
     code = "dead_lettered"
-    status = 500
+
+
+# Errors the caller caused (a bad request or record, an unknown id, a busy job slot): the CLI
+# exits with 2 for these and 1 for the rest.
+CALLER_ERRORS: tuple[type[LookalikeError], ...] = (
+    InvalidInput,
+    NotFound,
+    ImageError,
+    Unauthorized,
+    Forbidden,
+    Conflict,
+    PayloadTooLarge,
+)

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lookalike import errors as err
 from lookalike.api.schemas import ErrorOut
 from lookalike.errors import LookalikeError
 
@@ -30,6 +31,27 @@ HTTP_CODES = {
     415: "unsupported_media_type",
 }
 
+# The one place error classes meet HTTP: the most specific class in an error's MRO decides.
+STATUS_OF: dict[type[LookalikeError], int] = {
+    err.InvalidInput: 422,
+    err.NotFound: 404,
+    err.ImageError: 422,
+    err.EngineError: 503,
+    err.Unauthorized: 401,
+    err.Forbidden: 403,
+    err.Conflict: 409,
+    err.PayloadTooLarge: 413,
+}
+
+
+def status_of(exc: LookalikeError) -> int:
+    """The HTTP status of a Lookalike error (500 for anything not listed)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]
+    return 500
+
+
 # Declared on the app, so every operation's OpenAPI entry lists the one error shape (and
 # FastAPI's own validation-error schema, which the API never sends, is left out).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -45,7 +67,7 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LookalikeError)
     async def _lookalike(request: Request, exc: LookalikeError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status)
+        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_of(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lookalike.errors import LookalikeError
+from lookalike.errors import CALLER_ERRORS, LookalikeError
 
 app = typer.Typer(
     help="Lookalike: visual product-similarity search.",
@@ -40,7 +40,7 @@ def errors() -> Iterator[None]:
         yield
     except LookalikeError as exc:
         console.print(f"[red]error[/red] ({exc.code}): {exc.message}")
-        raise typer.Exit(2 if exc.status < 500 else 1) from None
+        raise typer.Exit(2 if isinstance(exc, CALLER_ERRORS) else 1) from None
 
 
 def run(fn: Callable[[], T]) -> T:

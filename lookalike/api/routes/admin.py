@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from lookalike.api.jobs import celery_results, local_jobs
 from lookalike.api.security import WRITE_RESPONSES, WriteAccess
 from lookalike.engines import open_engine
-from lookalike.errors import EngineError
+from lookalike.errors import EngineUnavailable
 from lookalike.settings import Settings
 
 router = APIRouter(tags=["admin"], dependencies=[WriteAccess], responses=WRITE_RESPONSES)
@@ -97,7 +97,7 @@ async def job_state(
         try:
             state, payload = str(result.state), result.result
         except Exception as exc:  # the result backend (Redis) is unreachable
-            raise EngineError(f"the job store is unavailable: {type(exc).__name__}") from exc
+            raise EngineUnavailable(f"the job store is unavailable: {type(exc).__name__}") from exc
         out = JobOut(id=job_id, kind="index_batch", state=state)
         if state == "SUCCESS" and isinstance(payload, dict):
             out.result = payload

@@ -18,7 +18,7 @@ from lookalike.api.jobs import celery_app, index_context
 from lookalike.api.limits import MAX_DELETE_IDS, MAX_INGEST_RECORDS
 from lookalike.api.security import WRITE_RESPONSES, WriteAccess
 from lookalike.engines import Engine
-from lookalike.errors import EngineError, NotFound
+from lookalike.errors import EngineUnavailable, NotFound
 from lookalike.records import ProductRecord, RecordError, is_url, validate_record
 from lookalike.settings import Settings
 
@@ -96,7 +96,7 @@ def _enqueue(request: Request, engine: Engine, records: list[ProductRecord]) -> 
             for chunk in (records[i : i + size] for i in range(0, len(records), size))
         ]
     except Exception as exc:  # kombu's connection errors vary by transport
-        raise EngineError(f"the job queue is unavailable: {type(exc).__name__}") from exc
+        raise EngineUnavailable(f"the job queue is unavailable: {type(exc).__name__}") from exc
 
 
 def _inline(request: Request, records: list[ProductRecord]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from lookalike.errors import EngineError
+from lookalike.errors import EngineUnavailable
 
 
 class FileLock:
@@ -27,7 +27,7 @@ class FileLock:
 
     def __enter__(self) -> FileLock:
         if not self._thread_lock.acquire(timeout=self.timeout):
-            raise EngineError(f"timed out waiting for {self.path}")
+            raise EngineUnavailable(f"timed out waiting for {self.path}")
         if self._depth == 0:
             try:
                 self._fd = self._acquire()
@@ -49,7 +49,7 @@ class FileLock:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     os.close(fd)
-                    raise EngineError(
+                    raise EngineUnavailable(
                         f"timed out after {self.timeout:.0f}s waiting for the lock {self.path}"
                     ) from None
                 time.sleep(delay)

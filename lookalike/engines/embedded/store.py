@@ -23,7 +23,7 @@ import numpy as np
 from lookalike.documents import ImageEntry, Product
 from lookalike.engines.base import UpsertResult
 from lookalike.engines.embedded.records import PreparedDoc, from_blob, product_from_row
-from lookalike.errors import EngineError
+from lookalike.errors import EngineError, EngineUnavailable
 
 SCHEMA_VERSION = "1"
 PAGE_SIZE = 16384
@@ -133,7 +133,10 @@ class Store:
             try:
                 cur.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise EngineError(f"cannot start a write transaction: {exc}") from exc
+                # locked past the busy timeout: another writer holds it, later may work
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                failure = EngineUnavailable if busy else EngineError
+                raise failure(f"cannot start a write transaction: {exc}") from exc
             try:
                 yield cur
                 cur.execute("COMMIT")

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from lookalike.errors import EngineError, InvalidInput, LookalikeError, MissingExtra
+from lookalike.errors import (
+    EngineError,
+    EngineUnavailable,
+    InvalidInput,
+    LookalikeError,
+    MissingExtra,
+)
+
+# Statuses worth retrying: too many requests, bad gateway, unavailable, gateway timeout.
+TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 
 
 def require_client() -> None:
@@ -18,7 +27,8 @@ def require_client() -> None:
 
 @contextmanager
 def translated(action: str) -> Iterator[None]:
-    """Run an OpenSearch call; vendor errors become EngineError (or InvalidInput on 400)."""
+    """Run an OpenSearch call; vendor errors become EngineError (or InvalidInput on 400),
+    EngineUnavailable when the cluster is unreachable or overloaded (worth a retry)."""
     from opensearchpy import exceptions as osx
 
     try:
@@ -26,10 +36,13 @@ def translated(action: str) -> Iterator[None]:
     except LookalikeError:
         raise
     except osx.ConnectionError as exc:
-        raise EngineError(f"OpenSearch unreachable during {action}: {exc}", action=action) from exc
+        raise EngineUnavailable(
+            f"OpenSearch unreachable during {action}: {exc}", action=action
+        ) from exc
     except osx.TransportError as exc:
         status = exc.status_code if isinstance(exc.status_code, int) else 503
         detail = {"action": action, "status": status, "reason": str(exc.error)}
         if status == 400:
             raise InvalidInput(f"OpenSearch rejected {action}: {exc.error}", **detail) from exc
-        raise EngineError(f"OpenSearch {action} failed ({status}): {exc.error}", **detail) from exc
+        failure = EngineUnavailable if status in TRANSIENT_STATUSES else EngineError
+        raise failure(f"OpenSearch {action} failed ({status}): {exc.error}", **detail) from exc
