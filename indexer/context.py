@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from lookalike.attributes import AttributeEncoder
 from lookalike.engines import Engine, open_engine
 from lookalike.netguard import Resolver, split_list
 from lookalike.settings import Settings
@@ -39,6 +40,13 @@ class IndexContext:
     # what an ImagePool's workers load: the image model and tensor named by the settings
     image_model: str | None = None
     image_tensor: str | None = None
+
+    def models(self) -> dict[str, str]:
+        """The tags of what embeds a record (image, text, attributes): part of its fingerprint."""
+        out = {"image": self.image_vectorizer.tag, "attributes": AttributeEncoder().tag}
+        if self.text_embedder is not None:
+            out["text"] = self.text_embedder.tag
+        return out
 
 
 def build_context(settings: Settings, engine: Engine | None = None) -> IndexContext:

@@ -1,15 +1,12 @@
-"""The pure indexing pipeline: records in, documents upserted, a report out.
+"""The pure indexing pipeline for one batch of changed records: documents upserted, a report out.
 
-The CLI calls it in-process and the Celery task calls it in a worker, so both paths run
-the same code. Every image is read and hashed; only images whose hash has no vector yet
-for the current model are decoded and embedded. A product whose fingerprint (record,
-image hashes, model tags) is unchanged is left alone by the engine.
+``indexer.run.ingest`` drives it (in the CLI, the API and a Celery worker alike) after it has
+dropped the records whose fingerprint is current. Every remaining image is read and hashed;
+only images whose hash has no vector yet for the current model are decoded and embedded.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,10 +15,10 @@ from functools import partial
 import numpy as np
 
 from indexer.context import Embedded, ImagePool, IndexContext
-from indexer.vocabulary import load_encoder
-from lookalike.attributes import AttributeEncoder
+from lookalike.attributes import AttributeEncoder, load_encoder
 from lookalike.documents import Document, ImageEntry, catalogue_fields
 from lookalike.errors import ImageError
+from lookalike.fingerprints import record_fingerprint, stored_fingerprint
 from lookalike.images import decode_image, fetch_bytes, hash_bytes
 from lookalike.records import ProductRecord
 from lookalike.vectorizers.base import ImageVectorizer
@@ -114,15 +111,6 @@ def embed_blobs(vectorizer: ImageVectorizer, items: Sequence[tuple[str, str, byt
     return vectors, errors
 
 
-def fingerprint(record: ProductRecord, hashes: Sequence[str | None], models: dict[str, str]) -> str:
-    payload = json.dumps(
-        [record.model_dump(mode="json"), list(hashes), sorted(models.items())],
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
 @dataclass
 class PreparedBatch:
     """A batch whose images are read, hashed and (maybe still) being embedded.
@@ -146,7 +134,7 @@ class PreparedBatch:
         return set(self.hash_of.values()) - set(self.cached)
 
 
-def prepare_batch(
+def start_batch(
     records: Sequence[ProductRecord],
     ctx: IndexContext,
     pool: ImagePool | None = None,
@@ -185,17 +173,6 @@ def _ready(done: Embedded) -> Embedded:
     return done
 
 
-def index_batch(
-    records: Sequence[ProductRecord],
-    ctx: IndexContext,
-    encoder: AttributeEncoder | None = None,
-) -> BatchReport:
-    """Embed and upsert one batch of records; one bad image never fails its product."""
-    if not records:
-        return BatchReport()
-    return finish_batch(prepare_batch(records, ctx), ctx, encoder)
-
-
 def finish_batch(
     prepared: PreparedBatch,
     ctx: IndexContext,
@@ -227,6 +204,7 @@ def finish_batch(
     report.reused_images = reused
     report.embedded_images = len(embedded)
     tag = ctx.image_vectorizer.tag
+    fingerprint_models = ctx.models()
 
     texts: np.ndarray | None = None
     if ctx.text_embedder is not None:
@@ -262,7 +240,10 @@ def finish_batch(
                 images=entries,
                 vectors=doc_vectors,
                 models=models,
-                fingerprint=fingerprint(record, [e.hash for e in entries], models),
+                fingerprint=stored_fingerprint(
+                    record_fingerprint(record.model_dump(mode="json"), fingerprint_models),
+                    complete=not any(e.error for e in entries),
+                ),
             )
         )
     # Engine errors propagate: the in-process caller reports the batch, a Celery task retries.

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.context import build_context
-from indexer.pipeline import BatchReport, index_batch
-from indexer.vocabulary import fit_vocabulary
+from indexer.pipeline import BatchReport
+from indexer.run import ingest
 from lookalike.documents import Product, catalogue_fields
 from lookalike.engines import Engine, open_engine
 from lookalike.errors import EngineError
@@ -131,12 +131,9 @@ def reindex(
             )
         report = ReindexReport(settings.engine, image_model, target)
         ctx.engine = green
-        for batch in stored_records(blue, size, report.skipped):
-            report.batches.add(index_batch(batch, ctx, fit_vocabulary(green, batch)))
-            report.products += len(batch)
-            if progress:
-                progress(len(batch))
-        green.refresh()
+        records = (r for batch in stored_records(blue, size, report.skipped) for r in batch)
+        built = ingest(records, ctx, batch_size=size, progress=progress)
+        report.batches, report.products = built.batches, built.products
         if report.batches.failed or green.count() != report.products:
             raise EngineError(
                 "reindex incomplete: the old index keeps serving",

@@ -1,4 +1,4 @@
-"""Thin Celery tasks: they take records or ids and call the pure pipeline.
+"""Thin Celery tasks: they take records and call the one ingest path.
 
 The index context (engine and models) is built once per worker process and reused.
 """
@@ -11,7 +11,7 @@ from typing import Any
 from indexer.celery_app import app
 from indexer.context import IndexContext, build_context
 from indexer.deadletter import GuardedTask
-from indexer.pipeline import index_batch
+from indexer.run import INDEX_BATCH_TASK, ingest
 from lookalike.errors import EngineUnavailable
 from lookalike.records import ProductRecord
 from lookalike.settings import Settings
@@ -23,7 +23,7 @@ def worker_context() -> IndexContext:
 
 
 @app.task(
-    name="lookalike.index_batch",
+    name=INDEX_BATCH_TASK,
     base=GuardedTask,
     bind=True,
     autoretry_for=(EngineUnavailable,),  # a clash or a rejected write fails at once
@@ -33,9 +33,4 @@ def worker_context() -> IndexContext:
 def index_batch_task(self: Any, records: list[dict[str, Any]]) -> dict[str, object]:
     """Index a batch of already-validated records (images are absolute paths or URLs)."""
     batch = [ProductRecord.model_validate(r) for r in records]
-    return index_batch(batch, worker_context()).to_dict()
-
-
-@app.task(name="lookalike.delete_products", base=GuardedTask)
-def delete_products_task(ids: list[str]) -> int:
-    return worker_context().engine.delete(ids)
+    return ingest(batch, worker_context(), batch_size=len(batch)).batches.to_dict()

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lookalike.errors import ConfigError
 from lookalike.filters import ATTRIBUTE_PREFIX, KEYWORD_FIELDS, normalize_value
+
+if TYPE_CHECKING:
+    from lookalike.engines.base import Engine
 
 FORMAT_VERSION = 1
 
@@ -185,3 +188,24 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
     """Cosine similarity of two encoded rows, possibly of different (vocabulary) lengths."""
     dim = max(np.asarray(a).size, np.asarray(b).size)
     return float(np.dot(pad(a, dim), pad(b, dim)))
+
+
+# The attribute vocabulary, persisted in the engine's metadata. Only the process that reads a
+# catalogue (or enqueues it) extends it, append-only; Celery workers only read it.
+VOCAB_META_KEY = "attribute_vocabulary"
+
+
+def load_encoder(engine: Engine) -> AttributeEncoder:
+    """The engine's stored vocabulary (empty when none is stored yet)."""
+    raw = engine.get_meta(VOCAB_META_KEY)
+    return AttributeEncoder.from_json(raw) if raw else AttributeEncoder()
+
+
+def fit_vocabulary(engine: Engine, records: Iterable[Any]) -> AttributeEncoder:
+    """Grow the stored vocabulary with these records' values and return the encoder."""
+    encoder = load_encoder(engine)
+    before = len(encoder)
+    encoder.partial_fit(records)
+    if len(encoder) != before:
+        engine.set_meta(VOCAB_META_KEY, encoder.to_json())
+    return encoder

@@ -24,7 +24,9 @@ def ctx(tmp_path: Path) -> IndexContext:
     context.engine.close()
 
 
-def test_index_then_reindex_changes_nothing(ctx: IndexContext, catalogue_dir: Path) -> None:
+def test_index_then_reindex_changes_nothing(
+    ctx: IndexContext, catalogue_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     catalogue = write_catalogue(catalogue_dir, make_records(24))
     first = index_catalogue(catalogue, ctx)
     assert (first.batches.inserted, first.batches.updated, first.products) == (24, 0, 24)
@@ -34,13 +36,20 @@ def test_index_then_reindex_changes_nothing(ctx: IndexContext, catalogue_dir: Pa
     assert all(rev == 1 for rev, _ in before.values())
     assert all(m["image"] == ctx.image_vectorizer.tag for _, m in before.values())
 
+    # unchanged records are skipped by fingerprint before any image is read or text embedded
+    import indexer.run
+
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an unchanged record was processed")
+
+    monkeypatch.setattr(indexer.run, "start_batch", no_work)
     second = index_catalogue(catalogue, ctx)
     assert (second.batches.inserted, second.batches.updated, second.batches.unchanged) == (
         0,
         0,
         24,
     )
-    assert second.batches.embedded_images == 0 and second.batches.reused_images == 24
+    assert second.batches.embedded_images == 0 and second.batches.reused_images == 0
     after = {pid: (p.revision, p.models) for pid, p in engine.get(engine.all_ids()).items()}
     assert after == before
 

@@ -11,7 +11,7 @@ import redis
 
 from indexer.deadletter import MAX_DELIVERIES, dead_letters, main, replay
 from indexer.run import batches
-from indexer.vocabulary import fit_vocabulary
+from lookalike.attributes import fit_vocabulary
 from lookalike.engines import open_engine
 from tests.conftest import make_records, model_settings, write_catalogue
 from tests.test_reliability_support import (

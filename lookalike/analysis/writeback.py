@@ -10,8 +10,9 @@ the same model tags. Only the field changes, plus:
 * the provenance (value, source, confidence, neighbours, time) is kept in the engine's
   metadata under ``inferred:<id>`` as JSON, one entry per field.
 
-The fingerprint is the pipeline's, so re-indexing an export of the updated catalogue changes
-nothing, while re-indexing the original catalogue (still without the value) overwrites it.
+The fingerprint is the indexer's (``lookalike.fingerprints``), so re-indexing an export of the
+updated catalogue changes nothing, while re-indexing the original catalogue (still without the
+value) overwrites it.
 """
 
 from __future__ import annotations
@@ -24,9 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.documents import Document, ImageEntry, Product, catalogue_fields
+from lookalike.attributes import AttributeEncoder, fit_vocabulary
+from lookalike.documents import (
+    CATALOGUE_FIELDS,
+    Document,
+    ImageEntry,
+    Product,
+    catalogue_fields,
+)
 from lookalike.engines import Engine
 from lookalike.errors import InvalidInput, NotFound
+from lookalike.fingerprints import record_fingerprint, stored_fingerprint
 from lookalike.records import ProductRecord
 
 KEYWORD_FIELDS = ("brand", "category", "color")
@@ -70,7 +79,8 @@ def provenance(engine: Engine, product_id: str) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
-def _record(product: Product, field: str, value: str) -> ProductRecord:
+def _record(product: Product, field: str, value: str) -> dict[str, Any]:
+    """The product's catalogue record with the new value (as ``ProductRecord`` dumps it)."""
     fields = catalogue_fields(product)
     attributes = {k: list(v) for k, v in product.attributes.items()}
     if field in KEYWORD_FIELDS:
@@ -79,15 +89,14 @@ def _record(product: Product, field: str, value: str) -> ProductRecord:
         attributes[field] = [value]
     attributes[INFERRED_KEY] = sorted(set(attributes.get(INFERRED_KEY, [])) | {field})
     fields["attributes"] = attributes
-    uris = [i.uri for i in sorted(product.images, key=lambda i: i.position)]
-    return ProductRecord(**fields, images=uris or ["-"])
+    uris = [i.uri for i in sorted(product.images, key=lambda i: i.position) if i.uri]
+    if not uris:  # stored without images (not from a catalogue): nothing more to validate
+        return {**fields, "images": []}
+    return ProductRecord(**fields, images=uris).model_dump(mode="json")
 
 
-def _document(engine: Engine, product: Product, record: ProductRecord) -> Document:
+def _document(engine: Engine, product: Product, record: dict[str, Any]) -> Document:
     """The stored product as a document with the new fields, keeping vectors and model tags."""
-    from indexer.pipeline import fingerprint
-    from indexer.vocabulary import fit_vocabulary
-
     models = dict(product.models)
     image_tag = models.get("image")
     hashes = [i.hash for i in product.images if i.hash and not i.error]
@@ -110,22 +119,28 @@ def _document(engine: Engine, product: Product, record: ProductRecord) -> Docume
         if found is not None:
             vectors[space] = found
     models.pop("attributes", None)
-    similarity_view = record.model_copy(
-        update={"attributes": {k: v for k, v in record.attributes.items() if k != INFERRED_KEY}}
+    attributes = record.get("attributes") or {}
+    similarity_view = ProductRecord.model_construct(
+        **{**record, "attributes": {k: v for k, v in attributes.items() if k != INFERRED_KEY}}
     )
     encoder = fit_vocabulary(engine, [similarity_view])
     encoded = encoder.encode(similarity_view)
     if np.any(encoded):
         vectors["attributes"] = encoded
         models["attributes"] = encoder.tag
+    # the models the indexer would fingerprint this record with (lookalike.fingerprints)
+    indexed_with = {"image": models.get("image", ""), "attributes": AttributeEncoder().tag}
+    if "text" in models:
+        indexed_with["text"] = models["text"]
     if not any(img.vector is not None for img in images):
         models.pop("image", None)
+    complete = bool(images) and all(img.vector is not None for img in images)
     return Document(
-        **catalogue_fields(record),
+        **{name: record[name] for name in CATALOGUE_FIELDS},
         images=images,
         vectors=vectors,
         models=models,
-        fingerprint=fingerprint(record, [i.hash for i in images], models),
+        fingerprint=stored_fingerprint(record_fingerprint(record, indexed_with), complete),
     )
 
 

@@ -18,7 +18,7 @@ from lookalike.api.jobs import celery_app, index_context
 from lookalike.api.limits import MAX_DELETE_IDS, MAX_INGEST_RECORDS
 from lookalike.api.security import WRITE_RESPONSES, WriteAccess
 from lookalike.engines import Engine
-from lookalike.errors import EngineUnavailable, NotFound
+from lookalike.errors import NotFound
 from lookalike.records import ProductRecord, RecordError, is_url, validate_record
 from lookalike.settings import Settings
 
@@ -31,10 +31,6 @@ INGEST_BODY = {
         "content": {"application/json": {"schema": {"items": ProductRecord.model_json_schema()}}}
     }
 }
-
-
-# A broker that is down answers 503 within about a second instead of Celery's long retries.
-PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.3, "interval_max": 0.5}
 
 
 class Rejected(BaseModel):
@@ -79,34 +75,19 @@ def _check(raw: Any, index: int, settings: Settings) -> ProductRecord | Rejected
 
 
 def _enqueue(request: Request, engine: Engine, records: list[ProductRecord]) -> list[str]:
-    """Fit the attribute vocabulary here (one writer), then one job per batch."""
-    from indexer.vocabulary import fit_vocabulary
+    from indexer.run import enqueue
 
     settings: Settings = request.app.state.settings
-    fit_vocabulary(engine, records)
-    app = celery_app(request)
-    size = settings.batch_size
-    try:
-        return [
-            app.send_task(
-                "lookalike.index_batch",
-                args=[[r.model_dump(mode="json") for r in chunk]],
-                retry_policy=PUBLISH_RETRY,
-            ).id
-            for chunk in (records[i : i + size] for i in range(0, len(records), size))
-        ]
-    except Exception as exc:  # kombu's connection errors vary by transport
-        raise EngineUnavailable(f"the job queue is unavailable: {type(exc).__name__}") from exc
+    return enqueue(records, engine, celery_app(request), settings.batch_size)[0]
 
 
 def _inline(request: Request, records: list[ProductRecord]) -> dict[str, Any]:
-    from indexer.pipeline import index_batch
-    from indexer.vocabulary import fit_vocabulary
+    from indexer.run import ingest
 
+    settings: Settings = request.app.state.settings
     ctx = index_context(request)
-    report = index_batch(records, ctx, fit_vocabulary(ctx.engine, records))
-    ctx.engine.refresh()
-    return report.to_dict()
+    report = ingest(records, ctx, batch_size=settings.batch_size, workers=settings.ingest_workers)
+    return report.batches.to_dict()
 
 
 @router.post(
