@@ -31,6 +31,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy lookalike indexer reranker
+	$(VENV)/bin/lint-imports
 
 # A real local OpenSearch node (opensearch-node/, built with Maven): every OpenSearch suite runs
 # against it. OPENSEARCH_PORT picks the port (default 9200).

@@ -23,10 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lookalike.datasets import fashion_records  # noqa: E402
-from lookalike.evaluation import LabelJudge, score  # noqa: E402
 from lookalike.images import load_image  # noqa: E402
-from lookalike.vectorizers import create_image_vectorizer, l2_normalize  # noqa: E402
+from lookalike.vectorizers import create_image_vectorizer  # noqa: E402
 from lookalike.vectorizers.baselines import PixelVectorizer  # noqa: E402
+from lookalike.vectors import unit_rows  # noqa: E402
+from reranker.evaluation import LabelJudge, score  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 MODELS = SHARED / "models"
@@ -69,7 +70,7 @@ def euclidean(matrix: np.ndarray) -> Similarity:
 def pca(matrix: np.ndarray, dim: int) -> np.ndarray:
     centred = matrix - matrix.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    return l2_normalize(centred @ vt[:dim].T)
+    return unit_rows(centred @ vt[:dim].T)
 
 
 def evaluate(neighbours: np.ndarray, ids: list[str], judges: dict[str, LabelJudge]) -> dict:

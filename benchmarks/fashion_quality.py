@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 from indexer.context import build_context  # noqa: E402
 from indexer.run import index_catalogue  # noqa: E402
 from lookalike.datasets import convert_dataset  # noqa: E402
-from lookalike.evaluation import evaluate  # noqa: E402
 from lookalike.settings import Settings  # noqa: E402
+from reranker.evaluation import evaluate  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 VISUAL_ONLY = {"text": 0.0, "attributes": 0.0, "keyword": 0.0}

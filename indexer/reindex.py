@@ -9,17 +9,17 @@ then readers are switched in one atomic step:
   folder) is replaced with ``os.replace`` (atomic rename). The first reindex turns a plain
   ``data_dir`` folder into such a symlink (a brief rename window; see docs/opensearch.md).
 
+Each engine implements the two steps (``Engine.begin_rebuild``, ``Engine.promote``); this module
+only drives them and never names an engine.
+
 Writes that reach the blue target during the build are not copied: pause ingest, or re-run
 ``lookalike index`` after the switch (fingerprints skip what is already current).
 """
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from indexer.context import build_context
 from indexer.pipeline import BatchReport
@@ -80,16 +80,6 @@ def stored_records(engine: Engine, size: int, skipped: list[str]) -> Iterator[li
         yield batch
 
 
-def _green_embedded(settings: Settings) -> tuple[Path, Path]:
-    """(live data_dir symlink, new versioned folder), converting a plain folder once."""
-    live = Path(settings.data_dir).absolute()
-    if live.exists() and not live.is_symlink():
-        first = live.with_name(f"{live.name}.v{time.strftime('%Y%m%d%H%M%S')}-0")
-        os.rename(live, first)
-        os.symlink(first.name, live)
-    return live, live.with_name(f"{live.name}.v{time.strftime('%Y%m%d%H%M%S')}")
-
-
 def reindex(
     settings: Settings,
     image_model: str,
@@ -114,22 +104,8 @@ def reindex(
         models = {"image": ctx.image_vectorizer.tag}
         if ctx.text_embedder is not None:
             models["text"] = ctx.text_embedder.tag
-        if settings.engine == "opensearch":
-            from lookalike.engines.opensearch.lifecycle import create_green, switch_alias
-
-            green: Engine = create_green(blue, {}, models)  # type: ignore[arg-type]
-            target = green.index  # type: ignore[attr-defined]
-        else:
-            from lookalike.engines.embedded import EmbeddedEngine
-
-            blue.close()
-            live, folder = _green_embedded(settings)
-            blue = EmbeddedEngine(live, ann_threshold=settings.ann_threshold)
-            green, target = (
-                EmbeddedEngine(folder, ann_threshold=settings.ann_threshold),
-                str(folder),
-            )
-        report = ReindexReport(settings.engine, image_model, target)
+        green = blue.begin_rebuild(models)
+        report = ReindexReport(settings.engine, image_model, green.location)
         ctx.engine = green
         records = (r for batch in stored_records(blue, size, report.skipped) for r in batch)
         built = ingest(records, ctx, batch_size=size, progress=progress)
@@ -141,13 +117,7 @@ def reindex(
                 indexed=green.count(),
                 expected=report.products,
             )
-        if settings.engine == "opensearch":
-            report.previous = switch_alias(blue, target, drop_old=not keep_old)  # type: ignore[arg-type]
-        else:
-            report.previous = [os.readlink(live)]
-            tmp = live.with_name(f".{live.name}.switch")
-            os.symlink(Path(target).name, tmp)
-            os.replace(tmp, live)  # atomic: readers see the old folder or the new one
+        report.previous = blue.promote(green, keep_old=keep_old)
         report.switched = True
         green.close()
         return report

@@ -95,10 +95,3 @@ class Candidate:
 
     id: str
     score: float
-
-
-def unit_mean(vectors: np.ndarray) -> np.ndarray:
-    """L2-normalised mean of row vectors (a product's visual vector from its images)."""
-    mean = np.asarray(vectors, dtype=np.float32).mean(axis=0)
-    norm = float(np.linalg.norm(mean))
-    return mean / norm if norm > 0 else mean

@@ -30,6 +30,7 @@ import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse import csr_matrix
 
+from lookalike import vectors
 from lookalike.errors import InvalidInput
 
 METHODS = ("mean", "max", "greedy", "assignment")
@@ -74,22 +75,12 @@ class SetMatch:
 
 
 def unit_rows(matrix: np.ndarray, dtype: npt.DTypeLike = np.float64) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero), as ``dtype``; rows already of unit
-    length (what engines store) are returned as they are, without a copy."""
-    m: np.ndarray = np.asarray(matrix, dtype=dtype)
-    if m.ndim == 1:
-        m = m[None, :]
-    norms = np.sqrt(np.einsum("ij,ij->i", m, m))
-    if np.all((norms == 0) | (np.abs(norms - 1.0) < 1e-6)):
-        return m
-    out: np.ndarray = m / np.where(norms > 0, norms, 1.0)[:, None]
-    return out
+    """Rows of unit length as ``dtype`` (stored rows, already unit, are not copied)."""
+    return vectors.unit_rows(matrix, dtype, trust_unit=True)
 
 
 def _unit_mean(matrix: np.ndarray) -> np.ndarray:
-    mean = np.asarray(matrix, dtype=np.float64).mean(axis=0)
-    norm = float(np.linalg.norm(mean))
-    return mean / norm if norm > 0 else mean
+    return vectors.unit_mean(matrix, dtype=np.float64)
 
 
 def _pad_to(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

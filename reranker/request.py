@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lookalike.documents import unit_mean
 from lookalike.errors import InvalidInput
 from lookalike.filters import Filter
+from lookalike.vectors import unit_mean
 from reranker.imagesets import MAX_SET_IMAGES, SetOptions
 from reranker.scoring import AGGREGATIONS, KEYWORD_NORMS
 

@@ -18,18 +18,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from lookalike.vectors import anchor_query  # noqa: F401 - the k-NN query, q = Σ ŵ_j a_j / ‖…‖
+
 AGGREGATIONS = ("average", "max", "sum", "min")
 KEYWORD_NORMS = ("minmax", "rank")
 RANK_CONSTANT = 60.0  # reciprocal-rank constant (Cormack et al. 2009)
-
-
-def anchor_query(anchor_vectors: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Several anchors as one vector: ``q = Σ ŵ_j a_j / ‖Σ ŵ_j a_j‖`` (the kNN query)."""
-    a = np.asarray(anchor_vectors, dtype=np.float64)
-    w = np.ones(len(a)) if weights is None else np.asarray(weights, dtype=np.float64)
-    mean = (w[:, None] * a).sum(axis=0) / w.sum()
-    norm = float(np.linalg.norm(mean))
-    return (mean / norm if norm > 0 else mean).astype(np.float32)
 
 
 def pad_rows(rows: Sequence[np.ndarray], dim: int | None = None) -> np.ndarray:

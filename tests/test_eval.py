@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from lookalike.cli import app
 from lookalike.engines import open_engine
 from lookalike.errors import InvalidInput
-from lookalike.evaluation import LabelJudge, evaluate
+from reranker.evaluation import LabelJudge, evaluate
 
 
 def test_label_judge_grades() -> None:

@@ -13,7 +13,7 @@ import pytest
 from indexer.context import build_context
 from indexer.run import index_catalogue
 from lookalike.datasets import convert_dataset
-from lookalike.evaluation import evaluate
+from reranker.evaluation import evaluate
 from tests.conftest import FASHION, model_settings, needs_shared
 
 pytestmark = pytest.mark.slow

@@ -16,9 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lookalike.documents import Document, ImageEntry, unit_mean
+from lookalike.documents import Document, ImageEntry
 from lookalike.engines.embedded import EmbeddedEngine
 from lookalike.filters import Filter, Term
+from lookalike.vectors import unit_mean
 from reranker import Anchor, RerankRequest, run
 from reranker.anchors import QUERY_ANCHOR
 from reranker.request import DEFAULT_WEIGHTS

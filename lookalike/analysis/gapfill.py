@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.analysis.population import select_ids, unit_rows
+from lookalike.analysis.population import select_ids
 from lookalike.analysis.writeback import (
     INFERRED_KEY,
     check_field,
@@ -33,6 +33,7 @@ from lookalike.documents import Product
 from lookalike.engines import Engine
 from lookalike.errors import InvalidInput, NotFound
 from lookalike.filters import Filter
+from lookalike.vectors import unit_rows
 
 REJECTED_KEY = "gapfill:rejected"
 DEFAULT_K = 10
@@ -97,7 +98,9 @@ def _vectors(engine: Engine, ids: list[str]) -> tuple[list[str], np.ndarray]:
         return [], np.zeros((0, 0), dtype=np.float32)
     matrix = np.asarray(engine.vector_matrix(ids, "image"), dtype=np.float32)
     keep = np.linalg.norm(matrix, axis=1) > 0
-    return [p for p, ok in zip(ids, keep.tolist(), strict=True) if ok], unit_rows(matrix[keep])
+    return [p for p, ok in zip(ids, keep.tolist(), strict=True) if ok], unit_rows(
+        matrix[keep], dtype=None
+    )
 
 
 def rejections(engine: Engine) -> dict[str, dict[str, list[str]]]:

@@ -10,6 +10,7 @@ import numpy as np
 from lookalike.engines import Engine
 from lookalike.errors import InvalidInput
 from lookalike.filters import Filter
+from lookalike.vectors import unit_rows
 
 MAX_PRODUCTS = 1_000_000
 
@@ -43,12 +44,6 @@ def select_ids(
     return ids[:limit] if limit is not None else ids
 
 
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (zero rows stay zero)."""
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
-
-
 def visual_population(
     engine: Engine, filters: Filter | None = None, limit: int | None = None
 ) -> Population:
@@ -59,4 +54,4 @@ def visual_population(
     matrix = np.asarray(engine.vector_matrix(ids, "image"), dtype=np.float32)
     keep = np.linalg.norm(matrix, axis=1) > 0 if matrix.size else np.zeros(len(ids), bool)
     kept = [pid for pid, ok in zip(ids, keep.tolist(), strict=True) if ok]
-    return Population(kept, unit_rows(matrix[keep]))
+    return Population(kept, unit_rows(matrix[keep], dtype=None))

@@ -89,8 +89,8 @@ def evaluate_command(
 ) -> None:
     """Evaluate "more like this": precision@k, recall@k, nDCG@k and MRR, per label value."""
     from lookalike.engines import open_engine
-    from lookalike.evaluation import evaluate
     from reranker import parse_weights
+    from reranker.evaluation import evaluate
 
     with errors(), open_engine(Settings()) as engine:
         report = evaluate(

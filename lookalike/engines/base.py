@@ -14,6 +14,7 @@ import numpy as np
 
 from lookalike.documents import Candidate, Document, Product
 from lookalike.engines.plan import RescorePlan
+from lookalike.errors import ConfigError
 from lookalike.filters import Filter
 
 
@@ -128,6 +129,21 @@ class Engine(ABC):
     @abstractmethod
     def set_meta(self, key: str, value: str) -> None:
         """Persist a small setting."""
+
+    @property
+    def location(self) -> str:
+        """Where this engine reads and writes (a folder, an index): for reports."""
+        return self.name
+
+    def begin_rebuild(self, models: dict[str, str]) -> Engine:
+        """Blue/green, step one: a new, empty target beside this one, written while this one
+        keeps serving (``models``: the tags the new target's vectors will carry)."""
+        raise ConfigError(f"the {self.name} engine cannot rebuild blue/green", engine=self.name)
+
+    def promote(self, green: Engine, keep_old: bool = False) -> list[str]:
+        """Blue/green, step two: readers of this engine's name switch to ``green`` in one
+        atomic step; returns the targets served before (dropped unless ``keep_old``)."""
+        raise ConfigError(f"the {self.name} engine cannot rebuild blue/green", engine=self.name)
 
     def refresh(self) -> None:  # noqa: B027 - optional hook
         """Bring derived indexes up to date with the source of truth (no-op by default)."""

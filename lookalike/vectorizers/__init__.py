@@ -11,12 +11,11 @@ from functools import lru_cache
 from typing import Any
 
 from lookalike.errors import ConfigError
-from lookalike.vectorizers.base import ImageVectorizer, TextEmbedder, l2_normalize
+from lookalike.vectorizers.base import ImageVectorizer, TextEmbedder
 
 __all__ = [
     "ImageVectorizer",
     "TextEmbedder",
-    "l2_normalize",
     "create_image_vectorizer",
     "create_text_embedder",
     "clear_model_cache",

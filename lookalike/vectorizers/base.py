@@ -9,13 +9,6 @@ import numpy as np
 from PIL import Image
 
 
-def l2_normalize(matrix: np.ndarray) -> np.ndarray:
-    """Row-wise L2 normalisation to float32 (zero rows stay zero)."""
-    matrix = np.asarray(matrix, dtype=np.float32)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
-
-
 class ImageVectorizer(ABC):
     """Turns RGB images into unit vectors. ``tag`` (``name@version``) labels every stored vector."""
 

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from lookalike.vectorizers.base import ImageVectorizer, l2_normalize
+from lookalike.vectorizers.base import ImageVectorizer
+from lookalike.vectors import unit_rows
 
 PIXEL_SIDE = 16
 HUE_BINS, SAT_BINS, VAL_BINS = 12, 4, 4
@@ -38,7 +39,7 @@ class PixelVectorizer(ImageVectorizer):
         return np.stack(rows).reshape(len(rows), -1).astype(np.float32) / 255.0
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        return l2_normalize(self.raw(images))
+        return unit_rows(self.raw(images))
 
 
 class ColorHistogramVectorizer(ImageVectorizer):
@@ -65,7 +66,7 @@ class ColorHistogramVectorizer(ImageVectorizer):
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         if not images:
             return np.zeros((0, self.dim), np.float32)
-        return l2_normalize(np.stack([self._one(img) for img in images]))
+        return unit_rows(np.stack([self._one(img) for img in images]))
 
 
 BASELINES: dict[str, type[ImageVectorizer]] = {

@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image
 
 from lookalike.errors import MissingExtra, ModelError
-from lookalike.vectorizers.base import ImageVectorizer, l2_normalize
+from lookalike.vectorizers.base import ImageVectorizer
+from lookalike.vectors import unit_rows
 
 
 class LiteRTImageVectorizer(ImageVectorizer):
@@ -108,4 +109,4 @@ class LiteRTImageVectorizer(ImageVectorizer):
                     rows[i] = (raw.astype(np.float32) - zero_point) * scale
                 else:
                     rows[i] = raw.astype(np.float32)
-        return l2_normalize(rows)
+        return unit_rows(rows)

@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image
 
 from lookalike.errors import MissingExtra, ModelError
-from lookalike.vectorizers.base import ImageVectorizer, TextEmbedder, l2_normalize
+from lookalike.vectorizers.base import ImageVectorizer, TextEmbedder
+from lookalike.vectors import unit_rows
 
 _MINILM_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 _CONFIG_FILES = (
@@ -129,7 +130,7 @@ class _Encoder:
                 )
         except (RuntimeError, ValueError, TypeError) as exc:
             raise ModelError(f"{self.name} failed to encode: {exc}", model=self.name) from None
-        return l2_normalize(np.asarray(out, dtype=np.float32))
+        return unit_rows(np.asarray(out, dtype=np.float32))
 
 
 class SentenceTransformerImageVectorizer(_Encoder, ImageVectorizer):

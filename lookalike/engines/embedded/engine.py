@@ -7,6 +7,8 @@ derived state (keyword index on disk, shared; vector snapshot in RAM, per proces
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -83,6 +85,34 @@ class EmbeddedEngine(Engine):
 
     def __enter__(self) -> EmbeddedEngine:
         return self
+
+    # -- blue/green ----------------------------------------------------------------------------
+    @property
+    def location(self) -> str:
+        return str(self.data_dir)
+
+    def begin_rebuild(self, models: dict[str, str]) -> EmbeddedEngine:
+        """A new versioned folder beside ``data_dir``; ``data_dir`` becomes a symlink to the live
+        one (the first time, the folder is renamed under its open files, which stay valid)."""
+        live = self.data_dir.absolute()
+        stamp = time.strftime("%Y%m%d%H%M%S")
+        if live.exists() and not live.is_symlink():
+            first = live.with_name(f"{live.name}.v{stamp}-0")
+            os.rename(live, first)
+            os.symlink(first.name, live)
+        return EmbeddedEngine(
+            live.with_name(f"{live.name}.v{stamp}"), ann_threshold=self.policy.threshold
+        )
+
+    def promote(self, green: Engine, keep_old: bool = False) -> list[str]:
+        """Replace the ``data_dir`` symlink with one to ``green``'s folder (``os.replace`` is
+        atomic: readers see the old folder or the new one). Old folders are kept."""
+        live = self.data_dir.absolute()
+        previous = [os.readlink(live)] if live.is_symlink() else []
+        tmp = live.with_name(f".{live.name}.switch")
+        os.symlink(Path(green.location).name, tmp)
+        os.replace(tmp, live)
+        return previous
 
     # -- writes ------------------------------------------------------------------------------
     def upsert(self, docs: Sequence[Document]) -> UpsertResult:

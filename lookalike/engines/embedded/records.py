@@ -18,6 +18,8 @@ import numpy as np
 
 from lookalike.documents import Document, ImageEntry, Product
 from lookalike.errors import InvalidInput
+from lookalike.vectors import unit as unit_vector
+from lookalike.vectors import unit_mean
 
 IMAGE_SPACE = "image"
 MAX_ID_CHARS = 512
@@ -74,8 +76,7 @@ def _check_vector(doc_id: str, where: str, value: object) -> np.ndarray:
     vec = value.astype(np.float32)
     if not np.isfinite(vec).all():
         raise _fail(doc_id, f"{where} contains NaN or infinity")
-    norm = float(np.linalg.norm(vec))
-    return vec / norm if norm > 0 else vec
+    return unit_vector(vec)
 
 
 def _check_text(doc_id: str, name: str, value: object, optional: bool) -> None:
@@ -194,9 +195,7 @@ def prepare(doc: Document) -> PreparedDoc:
         vec = _check_vector(doc.id, f"vectors[{space!r}]", value)
         vectors.append((space, _check_model(doc.id, doc.models, space), len(vec), to_blob(vec)))
     if unit:
-        mean = np.mean(np.stack(unit), axis=0)
-        norm = float(np.linalg.norm(mean))
-        mean = mean / norm if norm > 0 else mean
+        mean = unit_mean(np.stack(unit))
         tag = doc.models[IMAGE_SPACE]
         vectors.append((IMAGE_SPACE, tag, len(mean), to_blob(mean)))
     fp = doc.fingerprint if isinstance(doc.fingerprint, str) and doc.fingerprint else None

@@ -17,6 +17,7 @@ import numpy as np
 
 from lookalike.engines.embedded.ann import AnnIndex
 from lookalike.pca import Pca
+from lookalike.vectors import unit
 
 GATHER_SHARE = 0.15  # below this share of rows, gather the rows instead of scoring all
 GATHER_BLOCK = 512  # rows per block when scoring scattered rows
@@ -142,8 +143,7 @@ class VectorSpace:
         q = np.zeros(self.width, dtype=np.float32)
         d = min(len(vector), self.width)
         q[:d] = vector[:d]
-        norm = float(np.linalg.norm(q))
-        return q / norm if norm > 0 else None
+        return unit(q) if q.any() else None
 
     def exact(self, q: np.ndarray, cand: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k among the rows where ``cand`` is True."""

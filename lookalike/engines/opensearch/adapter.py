@@ -208,6 +208,21 @@ class OpenSearchEngine(Cluster, Engine):
         with translated("meta write"):
             self.client.index(index=self.meta_index, id=key, body={"value": value})
 
+    # -- blue/green (lifecycle.py) ------------------------------------------------------------
+    @property
+    def location(self) -> str:
+        return self.index
+
+    def begin_rebuild(self, models: dict[str, str]) -> OpenSearchEngine:
+        from lookalike.engines.opensearch.lifecycle import create_green
+
+        return create_green(self, {}, models)
+
+    def promote(self, green: Engine, keep_old: bool = False) -> list[str]:
+        from lookalike.engines.opensearch.lifecycle import switch_alias
+
+        return switch_alias(self, green.location, drop_old=not keep_old)
+
     def refresh(self) -> None:
         with translated("refresh"):
             self.client.indices.refresh(

@@ -73,6 +73,10 @@ class Cluster:
             self._known.add(index)
         return found
 
+    def forget_mapping(self) -> None:
+        """The alias moved: read the vector dimensions again on next use."""
+        self._dims = None
+
     def dims(self) -> dict[str, int]:
         """Vector spaces of the products index and their dimensions (empty if none yet)."""
         if self._dims is None:

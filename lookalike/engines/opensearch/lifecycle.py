@@ -41,5 +41,5 @@ def switch_alias(engine: OpenSearchEngine, green: str, drop_old: bool = True) ->
     if drop_old and old:
         with translated("index deletion"):
             engine.client.indices.delete(index=",".join(old))
-    engine._dims = None
+    engine.forget_mapping()
     return old

@@ -22,7 +22,7 @@ from lookalike.engines.opensearch.rescore import (
 from lookalike.engines.opensearch.source import fit_dimension
 from lookalike.engines.plan import RescorePlan
 from lookalike.filters import Filter
-from reranker.scoring import anchor_query
+from lookalike.vectors import anchor_query
 
 
 def rescored_page(

@@ -16,6 +16,7 @@ import numpy as np
 from lookalike.engines.opensearch.mapping import vector_field
 from lookalike.errors import InvalidFilter
 from lookalike.filters import And, Filter, Not, Or, Range, Term, Terms, normalize_value
+from lookalike.vectors import unit
 
 JsonDict = dict[str, Any]
 # The embedded engine's fields and boosts (its BM25 sums every token over every field, as
@@ -151,11 +152,7 @@ def mget_body(ids: Sequence[str]) -> JsonDict:
 
 def unit_list(vector: np.ndarray) -> list[float]:
     """A query vector as a JSON list, L2-normalised (the index stores unit vectors)."""
-    v = np.asarray(vector, dtype=np.float32).ravel()
-    norm = float(np.linalg.norm(v))
-    if norm > 0:
-        v = v / norm
-    return [float(x) for x in v]
+    return [float(x) for x in unit(np.ravel(vector))]
 
 
 def cosine_from_score(score: float) -> float:

@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from lookalike.documents import Document, ImageEntry, Product, unit_mean
+from lookalike.documents import Document, ImageEntry, Product
 from lookalike.engines.opensearch.mapping import vector_field
 from lookalike.engines.opensearch.queries import filter_term
 from lookalike.errors import EngineError, InvalidInput
+from lookalike.vectors import unit_mean
 
 JsonDict = dict[str, Any]
 
