@@ -19,7 +19,7 @@ from lookalike.attributes import AttributeEncoder, load_encoder
 from lookalike.documents import Document, ImageEntry, catalogue_fields
 from lookalike.errors import ImageError
 from lookalike.fingerprints import record_fingerprint, stored_fingerprint
-from lookalike.images import decode_image, fetch_bytes, hash_bytes
+from lookalike.images import decode_image, hash_bytes, read_bytes
 from lookalike.records import ProductRecord
 from lookalike.vectorizers.base import ImageVectorizer
 
@@ -73,7 +73,7 @@ def product_text(record: ProductRecord) -> str:
 def _fetch(ctx: IndexContext, source: str) -> tuple[str, bytes | ImageError]:
     """One image's bytes or its error; nothing a source can trigger escapes as an exception."""
     try:
-        data = fetch_bytes(
+        data = read_bytes(
             source,
             timeout=ctx.image_timeout,
             max_bytes=ctx.image_max_bytes,

@@ -18,14 +18,14 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lookalike.images import is_url
+from lookalike.images import has_scheme
 
 PARTIAL = "partial:"
 
 
 def _stat(source: str) -> list[int] | None:
     """Size and mtime of a local image file (None for URLs and files that cannot be stat'ed)."""
-    if is_url(source):
+    if has_scheme(source):
         return None
     try:
         st = os.stat(source)

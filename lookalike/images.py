@@ -48,7 +48,7 @@ def hash_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def is_url(source: str) -> bool:
+def has_scheme(source: str) -> bool:
     """Whether a source names a URL (any scheme) rather than a local path."""
     return "://" in source
 
@@ -72,7 +72,7 @@ def read_bytes(
     must lie inside ``roots`` when roots are given (see :mod:`lookalike.netguard`).
     """
     source = str(source)
-    if is_url(source):
+    if has_scheme(source):
         guard = URLGuard(allowed_hosts, resolve)  # each hop is resolved and checked once
         if client is not None:
             return _fetch(client, source, timeout, max_bytes, guard)
@@ -81,9 +81,6 @@ def read_bytes(
     if not allow_local:
         raise ImageError(f"local paths are not allowed here: {source}", source=source)
     return _read_file(source, base_dir, max_bytes, roots)
-
-
-fetch_bytes = read_bytes  # the name the indexer pipeline imports
 
 
 def decode_image(

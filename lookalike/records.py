@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lookalike.errors import InvalidInput
+from lookalike.images import has_scheme
 
 LIST_SEPARATOR = "|"
 RECORD_FIELDS = (
@@ -115,13 +116,14 @@ def _explain(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def is_url(source: str) -> bool:
+def is_http_url(source: str) -> bool:
+    """Whether a record's image is fetched over http(s) (anything else is a local path)."""
     return source.lower().startswith(("http://", "https://"))
 
 
 def resolve_image(source: str, base_dir: Path) -> str:
     """An absolute path for a local image, the URL unchanged otherwise."""
-    if is_url(source) or "://" in source:
+    if has_scheme(source):
         return source
     path = Path(source)
     return str(path if path.is_absolute() else (base_dir / path).resolve())

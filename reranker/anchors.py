@@ -1,7 +1,7 @@
 """Anchors as the scoring functions need them: checked, and their vectors fetched per space.
 
 Shared by the Python re-scorer (``reranker.service``) and the engine plan
-(``reranker.pushdown``), so both see the same anchors, weights and query vectors.
+(``reranker.engine_plan``), so both see the same anchors, weights and query vectors.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 from lookalike.engines import Engine
 from lookalike.errors import InvalidInput, NotFound
 from reranker.request import Anchor
-from reranker.rescore import AnchorSet
 from reranker.scoring import pad_rows
+from reranker.window import AnchorSet
 
 QUERY_ANCHOR = "(query)"  # the name an uploaded image or a visual text query has in explanations
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -155,8 +155,3 @@ class RerankRequest:
 
     def anchor_ids(self) -> list[str]:
         return [a.id for a in self.anchors]
-
-
-def weighted(anchors: Sequence[Anchor]) -> tuple[list[str], np.ndarray]:
-    """Ids and weights as arrays for the scoring functions."""
-    return [a.id for a in anchors], np.array([a.weight for a in anchors], dtype=np.float64)

@@ -156,10 +156,3 @@ def rank_order(scores: np.ndarray, ids: Sequence[str]) -> np.ndarray:
     if len(ids) == 0:
         return np.zeros(0, dtype=np.int64)
     return np.lexsort((np.asarray(ids, dtype=object).astype(str), -np.asarray(scores)))
-
-
-def cosine_scores(query: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """Cosine similarity of unit candidate rows to a unit query."""
-    if candidates.size == 0:
-        return np.zeros(0, dtype=np.float32)
-    return candidates @ query.astype(np.float32)

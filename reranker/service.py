@@ -2,7 +2,7 @@
 
 The CLI and the HTTP API build a :class:`RerankRequest` and call :func:`run`. Steps: check the
 anchors, fetch a candidate window (BM25 + filters, or kNN within filters when there is no
-keyword), gather the window's vectors per space, re-score (``reranker.rescore``), page with a
+keyword), gather the window's vectors per space, re-score (``reranker.window``), page with a
 deterministic id tie-break, hydrate.
 """
 
@@ -19,11 +19,11 @@ from lookalike.engines import Engine
 from lookalike.errors import InvalidInput
 from lookalike.filters import Filter
 from reranker.anchors import QUERY_ANCHOR, anchor_set, check_anchors, image_sets
+from reranker.engine_plan import engine_page
 from reranker.imagesets import WindowSets, pack, set_scores
-from reranker.pushdown import engine_page
 from reranker.request import SPACES, Anchor, RerankRequest
-from reranker.rescore import AnchorSet, Scored, rescore
 from reranker.scoring import anchor_query, rank_order
+from reranker.window import AnchorSet, Scored, rescore
 
 
 @dataclass(frozen=True)

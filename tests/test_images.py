@@ -19,10 +19,10 @@ from lookalike.errors import ImageError
 from lookalike.images import (
     LoadedImage,
     decode_image,
-    fetch_bytes,
     hash_bytes,
     load_image,
     load_images,
+    read_bytes,
 )
 
 
@@ -155,10 +155,10 @@ def test_other_schemes_are_refused(url: str) -> None:
         load_image(url)
 
 
-def test_fetch_bytes_reads_raw_bytes(tmp_path: Path) -> None:
+def test_read_bytes_reads_raw_bytes(tmp_path: Path) -> None:
     data = jpeg_bytes()
     (tmp_path / "a.jpg").write_bytes(data)
-    assert fetch_bytes(str(tmp_path / "a.jpg"), timeout=1.0, max_bytes=len(data)) == data
+    assert read_bytes(str(tmp_path / "a.jpg"), timeout=1.0, max_bytes=len(data)) == data
     assert decode_image(data, "a.jpg").size == (64, 48)
 
 

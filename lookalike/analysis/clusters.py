@@ -49,9 +49,6 @@ class Clustering:
     inertia: float
     clusters: list[Cluster]
 
-    def cluster_of(self) -> dict[str, int]:
-        return {pid: c.cluster for c in self.clusters for pid in c.members}
-
 
 def _kmeans(k: int, n: int) -> Any:
     from sklearn.cluster import KMeans, MiniBatchKMeans

@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lookalike.api.deps import EngineDep, SettingsDep
 from lookalike.errors import ImageError, NotFound
-from lookalike.images import ALLOWED_FORMATS, decode_image, is_url, read_bytes
+from lookalike.images import ALLOWED_FORMATS, decode_image, has_scheme, read_bytes
 from lookalike.netguard import split_list
 from lookalike.settings import Settings
 
@@ -106,7 +106,7 @@ async def product_image(
             id=product_id,
             position=position,
         )
-    if is_url(entry.uri):
+    if has_scheme(entry.uri):
         if entry.uri.lower().startswith(("http://", "https://")):
             return RedirectResponse(entry.uri, status_code=307)
         raise ImageError(f"only http(s) image URLs can be shown: {entry.uri}", source=entry.uri)

@@ -19,7 +19,7 @@ from lookalike.api.limits import MAX_DELETE_IDS, MAX_INGEST_RECORDS
 from lookalike.api.security import WRITE_RESPONSES, WriteAccess
 from lookalike.engines import Engine
 from lookalike.errors import NotFound
-from lookalike.records import ProductRecord, RecordError, is_url, validate_record
+from lookalike.records import ProductRecord, RecordError, is_http_url, validate_record
 from lookalike.settings import Settings
 
 router = APIRouter(tags=["ingest"], dependencies=[WriteAccess], responses=WRITE_RESPONSES)
@@ -64,7 +64,7 @@ def _check(raw: Any, index: int, settings: Settings) -> ProductRecord | Rejected
     if isinstance(parsed, RecordError):
         return Rejected(index=index, id=parsed.id, reason=parsed.reason)
     record = parsed.record
-    local = [src for src in record.images if not is_url(src)]
+    local = [src for src in record.images if not is_http_url(src)]
     if local and not settings.image_roots:
         return Rejected(
             index=index,

@@ -54,9 +54,6 @@ class Catalog:
     def price(self) -> np.ndarray:
         return self._price[: self.n]
 
-    def live_count(self) -> int:
-        return int(np.count_nonzero(self.alive))
-
     # -- building ----------------------------------------------------------------------------
     def load(self, rows: Iterable[tuple[str, int, int, float | None, list[str]]]) -> None:
         """Bulk load ``(id, ord, deleted, price, tokens)`` rows into an empty catalogue."""

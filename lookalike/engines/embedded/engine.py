@@ -18,7 +18,7 @@ from lookalike.documents import Candidate, Document, Product
 from lookalike.engines.base import Engine, UpsertResult
 from lookalike.engines.embedded.filtering import Compiled, compile_filter
 from lookalike.engines.embedded.keyword import KeywordIndex
-from lookalike.engines.embedded.records import IMAGE_SPACE, prepare_batch
+from lookalike.engines.embedded.rows import IMAGE_SPACE, prepare_batch
 from lookalike.engines.embedded.snapshot import Snapshot, projection_tag
 from lookalike.engines.embedded.store import Store
 from lookalike.engines.embedded.vectors import AnnPolicy

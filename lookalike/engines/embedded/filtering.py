@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from lookalike.engines.embedded.records import token
+from lookalike.engines.embedded.rows import token
 from lookalike.errors import InvalidFilter
 from lookalike.filters import And, Filter, Not, Or, Range, Term, Terms, check_field, normalize_value
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from lookalike.documents import ImageEntry, Product
 from lookalike.engines.base import UpsertResult
-from lookalike.engines.embedded.records import PreparedDoc, from_blob, product_from_row
+from lookalike.engines.embedded.rows import PreparedDoc, from_blob, product_from_row
 from lookalike.errors import EngineError, EngineUnavailable
 
 SCHEMA_VERSION = "1"

@@ -130,10 +130,6 @@ class VectorSpace:
     def has(self, n: int) -> np.ndarray:
         return self.dims[:n] > 0 if len(self.dims) >= n else np.zeros(n, dtype=bool)
 
-    def vector(self, row: int) -> np.ndarray | None:
-        dim = int(self.dims[row]) if row < len(self.dims) else 0
-        return self.matrix[row, :dim].copy() if dim else None
-
     def gather(self, rows: np.ndarray) -> np.ndarray:
         return self.matrix[rows]
 
