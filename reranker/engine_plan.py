@@ -13,35 +13,37 @@ from __future__ import annotations
 from lookalike.documents import Candidate
 from lookalike.engines import Engine
 from lookalike.engines.plan import RescorePlan, SignalPlan
-from reranker.anchors import anchor_set
+from reranker.anchors import RequestVectors
 from reranker.request import SPACES, RerankRequest
 
 
-def _signal(engine: Engine, req: RerankRequest, space: str, weight: float) -> SignalPlan | None:
-    anchors = anchor_set(engine, req.anchors, space, req.query_vectors.get(space))
+def _signal(
+    vecs: RequestVectors, req: RerankRequest, space: str, weight: float
+) -> SignalPlan | None:
+    anchors = vecs.anchor_set(req.anchors, space, req.query_vectors.get(space))
     if not anchors.names:
         return None
-    negatives = anchor_set(engine, req.negatives, space)
+    negatives = vecs.anchor_set(req.negatives, space)
     return SignalPlan(
         space, weight, anchors.matrix, anchors.weights, negatives.matrix, negatives.weights
     )
 
 
-def build_plan(engine: Engine, req: RerankRequest) -> RescorePlan | None:
+def build_plan(vecs: RequestVectors, req: RerankRequest) -> RescorePlan | None:
     """The request as an engine-executable plan, or None when only Python can answer it."""
     if req.explain or req.keyword_norm != "minmax" or not req.has_anchors:
         return None
     if req.image_set.per_image:  # set matching needs every candidate's image vectors
         return None
     weights = req.effective_weights
-    visual = _signal(engine, req, SPACES["visual"], weights["visual"])
+    visual = _signal(vecs, req, SPACES["visual"], weights["visual"])
     if visual is None:  # the k-NN window is centred on the visual anchors
         return None
     extra = []
     for signal, space in SPACES.items():
         if signal == "visual" or weights.get(signal, 0.0) <= 0:
             continue
-        plan = _signal(engine, req, space, weights[signal])
+        plan = _signal(vecs, req, space, weights[signal])
         if plan is not None:
             extra.append(plan)
     return RescorePlan(
@@ -57,10 +59,12 @@ def build_plan(engine: Engine, req: RerankRequest) -> RescorePlan | None:
     )
 
 
-def engine_page(engine: Engine, req: RerankRequest) -> tuple[list[Candidate], int] | None:
+def engine_page(
+    engine: Engine, req: RerankRequest, vecs: RequestVectors
+) -> tuple[list[Candidate], int] | None:
     """The top ``offset + k`` re-scored by the engine (id tie-break), with the window's size;
     None when the engine does not re-score itself or the request needs the Python path."""
-    plan = build_plan(engine, req)
+    plan = build_plan(vecs, req)
     if plan is None:
         return None
     answer = engine.rescored_search(plan, req.offset + req.k)

@@ -18,7 +18,7 @@ from lookalike.documents import Candidate, Product
 from lookalike.engines import Engine
 from lookalike.errors import InvalidInput
 from lookalike.filters import Filter
-from reranker.anchors import QUERY_ANCHOR, anchor_set, check_anchors, image_sets
+from reranker.anchors import QUERY_ANCHOR, RequestVectors, image_sets
 from reranker.engine_plan import engine_page
 from reranker.imagesets import WindowSets, pack, set_scores
 from reranker.request import SPACES, Anchor, RerankRequest
@@ -78,12 +78,9 @@ def _set_signal(
     return sides[0], sides[1], window
 
 
-def _gather(engine: Engine, ids: list[str], space: str) -> np.ndarray:
-    """The window's vectors of a space as one matrix; a product without one gets a zero row."""
-    return engine.vector_matrix(ids, space).astype(np.float64)
-
-
-def _candidates(engine: Engine, req: RerankRequest) -> tuple[list[Candidate], bool]:
+def _candidates(
+    engine: Engine, req: RerankRequest, vecs: RequestVectors
+) -> tuple[list[Candidate], bool]:
     """The window to re-score, and whether its scores are BM25 (else kNN or filter order)."""
     excluded = req.excluded
     # The window never depends on offset or k: every page re-scores the same candidates, so
@@ -97,14 +94,21 @@ def _candidates(engine: Engine, req: RerankRequest) -> tuple[list[Candidate], bo
         return [c for c in found if c.id not in excluded], False
     # "Sort by similar" / more like this: the nearest products to the weighted mean anchor
     # within the filters (the engine answers exactly for selective filters), then re-scored.
-    image = anchor_set(engine, req.anchors, "image", req.query_vectors.get("image"))
+    image = vecs.anchor_set(req.anchors, "image", req.query_vectors.get("image"))
     vector = anchor_query(image.matrix, image.weights)
     found = engine.knn(vector, need - len(excluded), req.filters, sorted(excluded), "image")
     return found, False
 
 
-def score_window(engine: Engine, req: RerankRequest, found: list[Candidate], bm25: bool) -> Scored:
+def score_window(
+    engine: Engine,
+    req: RerankRequest,
+    found: list[Candidate],
+    bm25: bool,
+    vecs: RequestVectors | None = None,
+) -> Scored:
     """Gather the window's vectors per space and apply the scoring formulas."""
+    vecs = vecs or RequestVectors(engine, req.anchors, req.negatives)
     ids = [c.id for c in found]
     weights = req.effective_weights
     raw = np.array([c.score if bm25 else 0.0 for c in found], dtype=np.float64)
@@ -120,12 +124,13 @@ def score_window(engine: Engine, req: RerankRequest, found: list[Candidate], bm2
             if not anchors[signal].names:
                 del anchors[signal]
             continue
-        anchor_vecs = anchor_set(engine, req.anchors, space, req.query_vectors.get(space))
+        vecs.read(space, ids)  # one read: the window, the anchors and the negatives
+        anchor_vecs = vecs.anchor_set(req.anchors, space, req.query_vectors.get(space))
         if not anchor_vecs.names:
             continue
         anchors[signal] = anchor_vecs
-        negatives[signal] = anchor_set(engine, req.negatives, space)
-        candidates[signal] = _gather(engine, ids, space)
+        negatives[signal] = vecs.anchor_set(req.negatives, space)
+        candidates[signal] = vecs.window(space, ids).astype(np.float64)
     scored = rescore(
         ids, raw, candidates, anchors, negatives, weights, req.aggregation, req.keyword_norm
     )
@@ -178,17 +183,18 @@ def run(engine: Engine, req: RerankRequest) -> SearchResult:
     """Answer one request: candidates, re-scoring against the anchors, a stable page."""
     if req.negatives and not req.has_anchors:
         raise InvalidInput("negatives need at least one anchor (or a query image)")
-    ids_to_check = req.anchor_ids() + [n.id for n in req.negatives]
-    need_image = req.effective_weights["visual"] > 0 or not req.query
-    if ids_to_check:
-        check_anchors(engine, req.anchor_ids(), need_image and bool(req.anchors))
-        check_anchors(engine, [n.id for n in req.negatives], False)
+    vecs = RequestVectors(engine, req.anchors, req.negatives)
+    need_image = bool(req.anchors) and (req.effective_weights["visual"] > 0 or not req.query)
     names = req.anchor_ids() + ([QUERY_ANCHOR] if req.query_vectors else [])
-    if engine.rescores and (pushed := engine_page(engine, req)) is not None:
+    if engine.rescores or not req.query:  # the anchors' image vectors are needed first
+        vecs.check(req.anchor_ids(), need_image)
+    if engine.rescores and (pushed := engine_page(engine, req, vecs)) is not None:
         top = pushed[0][req.offset : req.offset + req.k]  # re-scored inside the engine
         hits = _hydrate(engine, [c.id for c in top], [c.score for c in top], [None] * len(top))
         return SearchResult(hits, pushed[1], names)
-    found, bm25 = _candidates(engine, req)
+    found, bm25 = _candidates(engine, req, vecs)
+    # with keywords the window comes first, so each space is read once for window and anchors
+    vecs.check(req.anchor_ids(), need_image, [c.id for c in found])
     page = slice(req.offset, req.offset + req.k)
     if not req.has_anchors:
         scores = np.array([c.score for c in found], dtype=np.float64)
@@ -199,7 +205,7 @@ def run(engine: Engine, req: RerankRequest) -> SearchResult:
         hits = _hydrate(engine, [found[i].id for i in order], [scores[i] for i in order], expl)
         total = len(found) if bm25 else engine.count(req.filters)  # browsing: the filtered set
         return SearchResult(hits, total, [])
-    scored = score_window(engine, req, found, bm25)
+    scored = score_window(engine, req, found, bm25, vecs)
     order = scored.order()[page]
     page_ids = [scored.ids[i] for i in order]
     products = engine.get(page_ids)
