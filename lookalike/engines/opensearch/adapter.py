@@ -164,7 +164,7 @@ class OpenSearchEngine(Cluster, Engine):
         if k <= 0 or space not in self.dims():
             return []
         query = fit_dimension(np.asarray(vector, np.float32).ravel(), self.dims()[space], space)
-        hits = self._search(q.knn_body(query, k, filters, exclude, space))
+        hits = self._search(q.knn_body(query, k, filters, exclude, space, self.ef_search))
         return [Candidate(h["_id"], q.cosine_from_score(h["_score"])) for h in hits]
 
     def rescored_search(self, plan: RescorePlan, k: int) -> tuple[list[Candidate], int] | None:

@@ -125,10 +125,22 @@ def listing_body(filters: Filter | None, limit: int, after: str | None = None) -
 
 
 def knn_body(
-    vector: np.ndarray, k: int, filters: Filter | None, exclude: Sequence[str], space: str
+    vector: np.ndarray,
+    k: int,
+    filters: Filter | None,
+    exclude: Sequence[str],
+    space: str,
+    ef_search: int = 256,
 ) -> JsonDict:
-    """Filtered k-NN: the ``knn`` query with its ``filter`` (efficient filtering in Lucene)."""
-    knn: JsonDict = {"vector": unit_list(vector), "k": k}
+    """Filtered k-NN: the ``knn`` query with its ``filter`` (efficient filtering in Lucene).
+
+    ``ef_search`` widens the HNSW beam beyond ``k`` (as the embedded engine's does): with a
+    beam of ``k`` alone, Lucene misses true neighbours even in a graph of 60 vectors."""
+    knn: JsonDict = {
+        "vector": unit_list(vector),
+        "k": k,
+        "method_parameters": {"ef_search": max(int(ef_search), k)},
+    }
     if filters is not None or exclude:
         knn["filter"] = restriction(filters, exclude)
     return {
