@@ -53,7 +53,8 @@ class OpenSearchEngine(Cluster, Engine):
         models: dict[str, str] = {}
         for pid, doc in latest.items():
             old = stored.get(pid)
-            if old is not None and old["_source"].get("fingerprint") == doc.fingerprint:
+            fingerprint = doc.effective_fingerprint()  # a content hash when none was given
+            if old is not None and old["_source"].get("fingerprint") == fingerprint:
                 unchanged += 1
                 continue
             revision = int(old["_source"].get("revision", 0)) + 1 if old else 1

@@ -47,6 +47,8 @@ def filter_clause(node: Filter) -> JsonDict:
         return {"terms": {FILTER_FIELD: values}}
     if isinstance(node, Range):
         bounds = {k: v for k in ("gte", "lte", "gt", "lt") if (v := getattr(node, k)) is not None}
+        if not bounds:  # no bound: any value matches, a missing one does not (as embedded)
+            return {"exists": {"field": node.field}}
         return {"range": {node.field: bounds}}
     if isinstance(node, And):
         return {"bool": {"filter": [filter_clause(i) for i in node.items]}}
