@@ -6,9 +6,7 @@ Writes are followed by ``engine.refresh()`` so backends with refresh intervals p
 
 from __future__ import annotations
 
-import os
 import random
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 

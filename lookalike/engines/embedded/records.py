@@ -7,7 +7,6 @@ nothing is written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
