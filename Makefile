@@ -21,11 +21,23 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# With ../shared: 2,000 real fashion-10k products and MobileNetV2. Without it: a small catalogue
+# the demo draws itself, indexed with the model-free colour histogram (offline, no download).
 demo: install
+ifneq ($(wildcard $(SHARED)/datasets/fashion-10k/styles.csv),)
 	$(PY) -m lookalike.cli convert fashion-10k $(SHARED)/datasets/fashion-10k $(DEMO_DIR)/catalogue.jsonl --limit $(DEMO_N)
 	LOOKALIKE_DATA_DIR=$(DEMO_DIR)/data $(VENV)/bin/lookalike index $(DEMO_DIR)/catalogue.jsonl
 	LOOKALIKE_DATA_DIR=$(DEMO_DIR)/data $(VENV)/bin/lookalike similar 15970 --k 5
 	LOOKALIKE_DATA_DIR=$(DEMO_DIR)/data $(VENV)/bin/lookalike search "blue shirt" --anchor 15970 --filter gender=Men --k 5
+else
+	@echo "$(SHARED) has no fashion-10k: indexing a small generated catalogue instead"
+	$(PY) -m lookalike.demo $(DEMO_DIR)/generated
+	LOOKALIKE_DATA_DIR=$(DEMO_DIR)/generated-data LOOKALIKE_IMAGE_MODEL=color-histogram LOOKALIKE_IMAGE_TENSOR= LOOKALIKE_TEXT_MODEL=none $(VENV)/bin/lookalike index $(DEMO_DIR)/generated/catalogue.jsonl
+	LOOKALIKE_DATA_DIR=$(DEMO_DIR)/generated-data LOOKALIKE_IMAGE_MODEL=color-histogram LOOKALIKE_IMAGE_TENSOR= LOOKALIKE_TEXT_MODEL=none $(VENV)/bin/lookalike similar 0 --k 5
+	LOOKALIKE_DATA_DIR=$(DEMO_DIR)/generated-data LOOKALIKE_IMAGE_MODEL=color-histogram LOOKALIKE_IMAGE_TENSOR= LOOKALIKE_TEXT_MODEL=none $(VENV)/bin/lookalike search "striped rug" --anchor 1 --filter size=M --k 5
+	@echo "On your own catalogue with the default CLIP model (downloaded on first use):"
+	@echo "  unset LOOKALIKE_IMAGE_MODEL; .venv/bin/lookalike index catalogue.jsonl && .venv/bin/lookalike similar ID"
+endif
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,7 +65,8 @@ class Document(ProductFields):
     visual vector (``"image"`` space) as the L2-normalised mean of its image vectors.
     ``models`` tags each space with ``"name@version"`` of the model that produced it.
     ``fingerprint`` is a hash of everything above: an upsert whose fingerprint equals the
-    stored one changes nothing.
+    stored one changes nothing. Left empty, every engine uses :meth:`content_fingerprint`,
+    so the same document upserted twice without one is written once on every engine.
     """
 
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
@@ -79,6 +82,42 @@ class Document(ProductFields):
         for key, values in self.attributes.items():
             terms[ATTRIBUTE_PREFIX + key] = {normalize_value(v) for v in values}
         return terms
+
+    def scalar_json(self) -> str:
+        """The scalar fields as canonical JSON (what the fingerprint and the store hash)."""
+        return json.dumps(
+            {
+                "title": self.title,
+                "description": self.description,
+                "brand": self.brand,
+                "category": self.category,
+                "color": self.color,
+                "price": self.price,
+                "attributes": {k: list(v) for k, v in self.attributes.items()},
+                "models": dict(self.models),
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+
+    def content_fingerprint(self) -> str:
+        """A hash of the fields, images and vectors, for documents given no fingerprint."""
+        h = hashlib.sha256()
+        h.update(self.scalar_json().encode())
+        for img in sorted(self.images, key=lambda i: i.position):
+            h.update(json.dumps([img.position, img.uri, img.hash, img.error]).encode())
+            if img.vector is not None:
+                h.update(np.asarray(img.vector, dtype=np.float32).tobytes())
+        for space in sorted(self.vectors):
+            h.update(space.encode())
+            h.update(np.asarray(self.vectors[space], dtype=np.float32).tobytes())
+        return "auto:" + h.hexdigest()
+
+    def effective_fingerprint(self) -> str:
+        """The given fingerprint, or the content hash when none was given."""
+        if isinstance(self.fingerprint, str) and self.fingerprint:
+            return self.fingerprint
+        return self.content_fingerprint()
 
 
 @dataclass

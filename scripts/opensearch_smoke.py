@@ -42,10 +42,18 @@ def main(url: str, mapping_path: str) -> None:
         "dimension": 3,
         "method": {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"},
     }
-    props = {"v": vector, "c": {"type": "keyword"}, "t": {"type": "text", "analyzer": "lookalike_text"}}
+    props = {
+        "v": vector,
+        "c": {"type": "keyword"},
+        "t": {"type": "text", "analyzer": "lookalike_text"},
+    }
     call(url, "PUT", f"/{index}", {"settings": settings, "mappings": {"properties": props}})
     try:
-        docs = {"1": ([1.0, 0.0, 0.0], "a"), "2": ([0.9, 0.1, 0.0], "b"), "3": ([0.0, 1.0, 0.0], "b")}
+        docs = {
+            "1": ([1.0, 0.0, 0.0], "a"),
+            "2": ([0.9, 0.1, 0.0], "b"),
+            "3": ([0.0, 1.0, 0.0], "b"),
+        }
         for doc_id, (v, c) in docs.items():
             call(url, "PUT", f"/{index}/_doc/{doc_id}", {"v": v, "c": c, "t": "Blue Shirts"})
         call(url, "POST", f"/{index}/_refresh")
@@ -66,7 +74,12 @@ def main(url: str, mapping_path: str) -> None:
             "Painless script_score with cosineSimilarity",
         )
 
-        tokens = call(url, "POST", f"/{index}/_analyze", {"analyzer": "lookalike_text", "text": "Blue-Shirts, Crème"})
+        tokens = call(
+            url,
+            "POST",
+            f"/{index}/_analyze",
+            {"analyzer": "lookalike_text", "text": "Blue-Shirts, Crème"},
+        )
         words = [t["token"] for t in tokens["tokens"]]
         check(words == ["blue", "shirt", "creme"], f"_analyze with lookalike_text ({words})")
     finally:

@@ -1,27 +1,24 @@
 """Image sets on OpenSearch: the candidates' per-image vectors come back with ``_mget`` (source
 filtering on ``images``) and are matched in Python, exactly as on the embedded engine.
 
-The adapter runs against the in-memory cluster behind the spec-validating transport
-(tests/opensearch_fake.py): every request and answer is checked against the official spec.
+Runs on the live node (``make test`` starts it), every request checked against the spec.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("opensearchpy")
-spec = pytest.importorskip("tests.opensearch_spec")
-if not spec.SPEC_PATH.is_file():
-    pytest.skip(f"OpenSearch spec not found at {spec.SPEC_PATH}", allow_module_level=True)
 
 from lookalike.engines.embedded import EmbeddedEngine  # noqa: E402
 from lookalike.engines.opensearch.adapter import OpenSearchEngine  # noqa: E402
 from reranker import Anchor, RerankRequest, run  # noqa: E402
 from reranker.imagesets import SetOptions  # noqa: E402
-from tests.opensearch_fake import MiniCluster, fake_client  # noqa: E402
+from tests.opensearch_live import live_client, unique_prefix  # noqa: E402
 from tests.test_imagesets_service import CATALOGUE, VISUAL_ONLY, product, rows  # noqa: E402
 
 
@@ -32,36 +29,41 @@ def catalogue_docs() -> list:  # type: ignore[type-arg]
     return docs
 
 
-def test_adapter_returns_per_image_vectors_in_position_order() -> None:
-    cluster = MiniCluster()
-    engine = OpenSearchEngine(client=fake_client(cluster), initial_backoff=0)
+@pytest.fixture
+def remote() -> Iterator[OpenSearchEngine]:
+    engine = OpenSearchEngine(client=live_client(), prefix=unique_prefix(), drop_on_close=True)
     engine.upsert(catalogue_docs())
-    got = engine.image_vectors(list(CATALOGUE))
+    engine.refresh()
+    yield engine
+    engine.close()
+
+
+def test_adapter_returns_per_image_vectors_in_position_order(remote: OpenSearchEngine) -> None:
+    got = remote.image_vectors(list(CATALOGUE))
     assert set(got) == set(CATALOGUE) - {"bare"}
     for pid, matrix in got.items():
         np.testing.assert_allclose(matrix, rows(pid), atol=1e-6)
-    fetches = [r for r in cluster.requests if r[1].endswith("/_mget")]
+    fetches = [r for r in remote.client.lookalike_requests if r[1].endswith("/_mget")]
     assert any(r[2].get("_source_includes") == "images" for r in fetches)
 
 
 @pytest.mark.parametrize("method", ["max", "greedy", "assignment"])
-def test_set_re_ranking_matches_the_embedded_engine(tmp_path: Path, method: str) -> None:
-    cluster = MiniCluster()
-    remote = OpenSearchEngine(client=fake_client(cluster), initial_backoff=0)
-    remote.upsert(catalogue_docs())
+def test_set_re_ranking_matches_the_embedded_engine(
+    tmp_path: Path, method: str, remote: OpenSearchEngine
+) -> None:
     local = EmbeddedEngine(tmp_path / "data")
     local.upsert(catalogue_docs())
     local.refresh()
     req = {
-        "query": "shirt",  # the fake cluster answers every search with every document
+        "query": "shirt",  # every product's title holds it: the whole catalogue is the window
         "anchors": (Anchor("anchor"),),
         "weights": VISUAL_ONLY,
         "image_set": SetOptions(method),
         "explain": True,
         "k": 10,
     }
-    # a set method is never pushed down into a cluster rescore (the fake's rescored answer
-    # would differ): the adapter only fetches vectors, the re-ranker matches them
+    # a set method is never pushed down into a cluster rescore: the adapter only fetches
+    # vectors, the re-ranker matches them
     on_remote = run(remote, RerankRequest(**req)).to_dict()  # type: ignore[arg-type]
     on_local = run(local, RerankRequest(**req)).to_dict()  # type: ignore[arg-type]
     local.close()

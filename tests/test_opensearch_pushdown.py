@@ -1,15 +1,14 @@
-"""Re-ranking pushed down into OpenSearch gives the page the Python re-ranker gives.
+"""Re-ranking pushed down into the live OpenSearch node gives the page the Python re-ranker gives.
 
-No cluster runs here, so a small evaluator answers ``_search`` the way the cluster would:
-the first pass (k-NN by cosine, or a keyword score), then the ``rescore`` computed by the
-line-by-line numpy copy of the Painless script (``painless_reference``). Every body still goes
-through the spec-validating transport. The same engine with pushdown off re-scores in Python
-(``reranker.scoring`` over ``_mget`` vectors); both must return the same page. Against a real
-cluster (``OPENSEARCH_URL``) the contract and rescore suites run the cluster's own script.
+The same index is read by two engines: one hands the formula to the node (a ``rescore`` with
+the Painless script, k-NN or BM25 first pass computed by the node itself), the other fetches
+the window's vectors with ``_mget`` and re-scores in Python (``reranker.scoring``); both must
+return the same page. Every body goes through the spec-checking connection.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -20,80 +19,19 @@ pytest.importorskip("opensearchpy", reason="install the opensearch extra")
 from lookalike.engines.opensearch import OpenSearchEngine  # noqa: E402
 from reranker import RerankRequest, run  # noqa: E402
 from reranker.request import Anchor  # noqa: E402
-from tests.opensearch_fake import MiniCluster, fake_client  # noqa: E402
+from tests.opensearch_live import live_client, unique_prefix  # noqa: E402
 from tests.test_engine_contract import make_doc  # noqa: E402
-from tests.test_opensearch_rescore import painless_reference  # noqa: E402
 
 Json = dict[str, Any]
 COLORS = ("Red", "Blue", "Green")
 
 
-def _excluded(clause: Json) -> set[str]:
-    ids: set[str] = set()
-    for item in clause.get("bool", {}).get("must_not", []):
-        ids.update(item.get("ids", {}).get("values", []))
-    return ids
-
-
-def evaluator(cluster: MiniCluster) -> Any:
-    """``search_hits`` for the fake: first pass, then the rescore, as the cluster does."""
-
-    def first_pass(name: str, query: Json) -> list[tuple[str, float]]:
-        docs = {pid: src for pid, (_, src) in cluster.docs(name).items()}
-        if "knn" in query:
-            ((field, knn),) = query["knn"].items()
-            vec = np.asarray(knn["vector"])
-            skip = _excluded(knn.get("filter", {}))
-            scored = [
-                (pid, (1 + float(np.dot(vec, src[field]))) / 2)  # Lucene cosinesimil
-                for pid, src in docs.items()
-                if pid not in skip and src.get(field) is not None
-            ]
-            return sorted(scored, key=lambda h: (-h[1], h[0]))[: knn["k"]]
-        text = query["bool"]["must"][0]["multi_match"]["query"].lower().split()
-        skip = _excluded(query)
-        scored = [  # a stand-in for BM25: how often the words occur in the title, plus 1
-            (pid, 1.0 + sum(src["title"].lower().split().count(w) for w in text))
-            for pid, src in docs.items()
-            if pid not in skip
-        ]
-        return sorted(scored, key=lambda h: (-h[1], h[0]))
-
-    def answer(name: str, body: Json) -> list[Json]:
-        hits = first_pass(name, body["query"])
-        if "rescore" in body:
-            (clause,) = body["rescore"]
-            window = hits[: clause["window_size"]]
-            script = clause["query"]["rescore_query"]["script_score"]["script"]
-            docs = cluster.docs(name)
-            vectors = [
-                {k: np.asarray(v) for k, v in docs[pid][1].items() if k.startswith("vec_")}
-                for pid, _ in window
-            ]
-            extra = painless_reference(script["params"], vectors)
-            weight = clause["query"]["query_weight"]
-            hits = sorted(
-                ((pid, weight * s + float(x)) for (pid, s), x in zip(window, extra, strict=True)),
-                key=lambda h: (-h[1], h[0]),
-            )
-        index = cluster.resolve(name)[0]
-        return [{"_index": index, "_id": pid, "_score": score} for pid, score in hits]
-
-    return answer
-
-
-@pytest.fixture
-def cluster() -> MiniCluster:
-    cluster = MiniCluster()
-    cluster.search_hits = evaluator(cluster)
-    return cluster
-
-
-@pytest.fixture
-def engines(cluster: MiniCluster) -> tuple[OpenSearchEngine, OpenSearchEngine]:
-    """The same cluster seen with pushdown on and off."""
-    pushed = OpenSearchEngine(client=fake_client(cluster), initial_backoff=0)
-    python = OpenSearchEngine(client=fake_client(cluster), initial_backoff=0, pushdown=False)
+@pytest.fixture(scope="module")
+def engines() -> Iterator[tuple[OpenSearchEngine, OpenSearchEngine]]:
+    """One live index seen with pushdown on and off."""
+    prefix = unique_prefix()
+    pushed = OpenSearchEngine(client=live_client(), prefix=prefix, drop_on_close=True)
+    python = OpenSearchEngine(client=live_client(), prefix=prefix, pushdown=False)
     rng = np.random.default_rng(5)
     words = ("shirt", "dress", "blue", "linen")
     docs = [
@@ -108,7 +46,13 @@ def engines(cluster: MiniCluster) -> tuple[OpenSearchEngine, OpenSearchEngine]:
     ]
     pushed.upsert(docs)
     pushed.refresh()
-    return pushed, python
+    yield pushed, python
+    pushed.close()
+
+
+def searches_since(engine: OpenSearchEngine, before: int) -> list[Json]:
+    sent = engine.client.lookalike_requests[before:]
+    return [body for _, path, _, body in sent if path.endswith("_search")]
 
 
 REQUESTS = {
@@ -129,13 +73,13 @@ REQUESTS = {
 
 @pytest.mark.parametrize("name", sorted(REQUESTS))
 def test_pushdown_page_equals_python_page(
-    engines: tuple[OpenSearchEngine, OpenSearchEngine], cluster: MiniCluster, name: str
+    engines: tuple[OpenSearchEngine, OpenSearchEngine], name: str
 ) -> None:
     pushed, python = engines
     req = RerankRequest(k=8, **REQUESTS[name])  # type: ignore[arg-type]
-    before = len(cluster.requests)
+    before = len(pushed.client.lookalike_requests)
     got = run(pushed, req)
-    sent = [body for _, path, _, body in cluster.requests[before:] if path.endswith("_search")]
+    sent = searches_since(pushed, before)
     assert any("rescore" in body for body in sent), "the page was not re-scored in the cluster"
     want = run(python, req)
     assert [h.id for h in got.hits] == [h.id for h in want.hits]
@@ -159,12 +103,12 @@ def test_query_vector_is_an_anchor_in_the_cluster(
     "options", [dict(explain=True), dict(keyword_norm="rank", query="shirt")], ids=str
 )
 def test_requests_the_script_cannot_answer_stay_in_python(
-    engines: tuple[OpenSearchEngine, OpenSearchEngine], cluster: MiniCluster, options: Json
+    engines: tuple[OpenSearchEngine, OpenSearchEngine], options: Json
 ) -> None:
     pushed, python = engines
     req = RerankRequest(anchors=(Anchor("p00"),), k=5, **options)  # type: ignore[arg-type]
-    before = len(cluster.requests)
+    before = len(pushed.client.lookalike_requests)
     got = run(pushed, req)
-    sent = [body for _, path, _, body in cluster.requests[before:] if path.endswith("_search")]
+    sent = searches_since(pushed, before)
     assert sent and not any("rescore" in body for body in sent)
     assert [h.id for h in got.hits] == [h.id for h in run(python, req).hits]

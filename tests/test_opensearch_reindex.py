@@ -53,30 +53,35 @@ def test_embedded_blue_green(tmp_path: Path) -> None:
     assert again.switched and Path(again.target).name == str(live.readlink())
 
 
-def test_opensearch_blue_green(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.opensearch
+def test_opensearch_blue_green(tmp_path: Path) -> None:
+    """On the live node: the new index builds beside the old, the alias swaps in one
+    ``_aliases`` call, the old index is deleted, the mapping carries the new model."""
     pytest.importorskip("opensearchpy")
-    spec = pytest.importorskip("tests.opensearch_spec")
-    if not spec.SPEC_PATH.is_file():
-        pytest.skip(f"OpenSearch spec not found at {spec.SPEC_PATH}")
-    import indexer.reindex as reindex_mod
-    from lookalike.engines.opensearch.adapter import OpenSearchEngine
-    from tests.opensearch_fake import MiniCluster, fake_client
+    from tests.opensearch_live import live_client, opensearch_url, unique_prefix
 
-    cluster = MiniCluster()
-    monkeypatch.setattr(
-        reindex_mod, "open_engine", lambda s: OpenSearchEngine(client=fake_client(cluster))
-    )
-    monkeypatch.setattr(
-        "indexer.context.open_engine", lambda s: OpenSearchEngine(client=fake_client(cluster))
-    )
-    settings = _settings(tmp_path / "unused", engine="opensearch")
-    _index(settings, tmp_path / "cat", n=4)
-    blue = sorted(cluster.aliases["lookalike-products"])
-    report = reindex(settings, "color-histogram")
-    assert report.switched and report.previous == blue
-    (green,) = cluster.aliases["lookalike-products"]
-    assert green == report.target and blue[0] not in cluster.indices
-    _, source = cluster.indices[green]["docs"]["p0"]
-    assert source["models"]["image"].startswith("color-histogram")
-    assert cluster.indices[green]["mappings"]["properties"]["vec_image"]["type"] == "knn_vector"
-    assert cluster.indices[green]["mappings"]["_meta"]["models"]["image"].startswith("color-hist")
+    prefix = unique_prefix()
+    alias = f"{prefix}-products"
+    settings = _settings(
+        tmp_path / "unused", engine="opensearch", opensearch_url=opensearch_url(),
+        opensearch_prefix=prefix,
+    )  # fmt: skip
+    client = live_client()
+    try:
+        _index(settings, tmp_path / "cat", n=4)
+        blue = sorted(client.indices.get_alias(name=alias))
+        report = reindex(settings, "color-histogram")
+        assert report.switched and report.previous == blue
+        (green,) = client.indices.get_alias(name=alias)
+        assert green == report.target and not client.indices.exists(index=blue[0])
+        source = client.get(index=alias, id="p0")["_source"]
+        assert source["models"]["image"].startswith("color-histogram")
+        mapping = client.indices.get_mapping(index=green)[green]["mappings"]
+        assert mapping["properties"]["vec_image"]["type"] == "knn_vector"
+        assert mapping["properties"]["vec_image"]["method"]["engine"] == "lucene"
+        assert mapping["_meta"]["models"]["image"].startswith("color-histogram")
+        with open_engine(settings) as eng:
+            assert eng.all_ids() == [f"p{i}" for i in range(4)]
+            assert eng.knn(eng.vectors(["p1"])["p1"], 1)[0].id == "p1"
+    finally:
+        client.indices.delete(index=f"{prefix}-*", params={"ignore_unavailable": "true"})

@@ -1,10 +1,9 @@
 """The rescore script's formula: a numpy copy of the Painless source (the reference every
 ranking test compares against), checked against ``reranker.scoring`` offline and against a
-real cluster when ``OPENSEARCH_URL`` is set."""
+the live node (``make test`` starts it)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -131,20 +130,17 @@ def test_several_signals_combine_like_the_reranker() -> None:
     assert (painless_reference(params, docs) >= 0).all()
 
 
-# -- against a real cluster ---------------------------------------------------------------
+# -- against the live node ---------------------------------------------------------------
 @pytest.fixture
 def cluster_engine() -> Iterator[Any]:
-    url = os.environ.get("OPENSEARCH_URL")
-    if not url:
-        pytest.skip("set OPENSEARCH_URL to run the rescore ranking test against a real cluster")
+    pytest.importorskip("opensearchpy")
     from lookalike.engines.opensearch import OpenSearchEngine
+    from tests.opensearch_live import live_client, unique_prefix
 
-    prefix = f"lookalike-test-{os.getpid()}-rescore"
-    eng = OpenSearchEngine(url=url, prefix=prefix)
+    eng = OpenSearchEngine(client=live_client(), prefix=unique_prefix(), drop_on_close=True)
     try:
         yield eng
     finally:
-        eng.client.indices.delete(index=f"{prefix}-*", params={"ignore_unavailable": "true"})
         eng.close()
 
 

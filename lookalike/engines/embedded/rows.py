@@ -7,7 +7,6 @@ nothing is written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -146,36 +145,9 @@ def _prepare_images(doc: Document) -> tuple[list[Any], list[Any], list[np.ndarra
     return images, cached, unit
 
 
-def fingerprint_of(doc: Document) -> str:
-    """A content hash, used when the pipeline did not supply a fingerprint."""
-    h = hashlib.sha256()
-    h.update(doc_json(doc).encode())
-    for img in sorted(doc.images, key=lambda i: i.position):
-        h.update(json.dumps([img.position, img.uri, img.hash, img.error]).encode())
-        if img.vector is not None:
-            h.update(np.asarray(img.vector, dtype=np.float32).tobytes())
-    for space in sorted(doc.vectors):
-        h.update(space.encode())
-        h.update(np.asarray(doc.vectors[space], dtype=np.float32).tobytes())
-    return "auto:" + h.hexdigest()
-
-
 def doc_json(doc: Document) -> str:
     """The stored JSON of the scalar fields (images and vectors live in their own tables)."""
-    return json.dumps(
-        {
-            "title": doc.title,
-            "description": doc.description,
-            "brand": doc.brand,
-            "category": doc.category,
-            "color": doc.color,
-            "price": doc.price,
-            "attributes": {k: list(v) for k, v in doc.attributes.items()},
-            "models": dict(doc.models),
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-    )
+    return doc.scalar_json()
 
 
 def prepare(doc: Document) -> PreparedDoc:
@@ -198,13 +170,12 @@ def prepare(doc: Document) -> PreparedDoc:
         mean = unit_mean(np.stack(unit))
         tag = doc.models[IMAGE_SPACE]
         vectors.append((IMAGE_SPACE, tag, len(mean), to_blob(mean)))
-    fp = doc.fingerprint if isinstance(doc.fingerprint, str) and doc.fingerprint else None
     return PreparedDoc(
         id=doc.id,
         doc_json=doc_json(doc),
         terms_json=json.dumps(doc_tokens(doc), ensure_ascii=False),
         price=price,
-        fingerprint=fp or fingerprint_of(doc),
+        fingerprint=doc.effective_fingerprint(),
         images=images,
         image_vectors=cached,
         vectors=vectors,

@@ -53,7 +53,8 @@ class OpenSearchEngine(Cluster, Engine):
         models: dict[str, str] = {}
         for pid, doc in latest.items():
             old = stored.get(pid)
-            if old is not None and old["_source"].get("fingerprint") == doc.fingerprint:
+            fingerprint = doc.effective_fingerprint()  # a content hash when none was given
+            if old is not None and old["_source"].get("fingerprint") == fingerprint:
                 unchanged += 1
                 continue
             revision = int(old["_source"].get("revision", 0)) + 1 if old else 1
@@ -164,7 +165,7 @@ class OpenSearchEngine(Cluster, Engine):
         if k <= 0 or space not in self.dims():
             return []
         query = fit_dimension(np.asarray(vector, np.float32).ravel(), self.dims()[space], space)
-        hits = self._search(q.knn_body(query, k, filters, exclude, space))
+        hits = self._search(q.knn_body(query, k, filters, exclude, space, self.ef_search))
         return [Candidate(h["_id"], q.cosine_from_score(h["_score"])) for h in hits]
 
     def rescored_search(self, plan: RescorePlan, k: int) -> tuple[list[Candidate], int] | None:

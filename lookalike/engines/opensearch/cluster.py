@@ -43,6 +43,7 @@ class Cluster:
         chunk_size: int = 500,
         drop_on_close: bool = False,
         pushdown: bool = True,
+        ef_search: int = 256,
     ) -> None:
         require_client()
         if client is None:
@@ -60,6 +61,7 @@ class Cluster:
         self.chunk_size = chunk_size
         self.drop_on_close = drop_on_close  # throwaway engines (tests) delete their indexes
         self.rescores = pushdown  # anchor re-ranking runs inside the cluster (a rescore)
+        self.ef_search = ef_search  # HNSW beam of k-NN queries (at least k)
         self._dims: dict[str, int] | None = None
         self._known: set[str] = set()
 

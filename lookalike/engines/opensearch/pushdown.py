@@ -70,7 +70,7 @@ def rescored_page(
                 query_weight, shift = keyword_scaling(min(scores), max(scores), keyword_weight)
     else:
         centre = anchor_query(np.asarray(anchors), None if weights is None else np.asarray(weights))
-        first = q.knn_body(centre, window, filters, exclude, space)
+        first = q.knn_body(centre, window, filters, exclude, space, engine.ef_search)
     main = signal_params(
         anchors, weights, negatives, negative_weights, negative_strength, mode, space,
         signal_weight,

@@ -48,6 +48,8 @@ def filter_clause(node: Filter) -> JsonDict:
         return {"terms": {FILTER_FIELD: values}}
     if isinstance(node, Range):
         bounds = {k: v for k in ("gte", "lte", "gt", "lt") if (v := getattr(node, k)) is not None}
+        if not bounds:  # no bound: any value matches, a missing one does not (as embedded)
+            return {"exists": {"field": node.field}}
         return {"range": {node.field: bounds}}
     if isinstance(node, And):
         return {"bool": {"filter": [filter_clause(i) for i in node.items]}}
@@ -126,10 +128,22 @@ def listing_body(filters: Filter | None, limit: int, after: str | None = None) -
 
 
 def knn_body(
-    vector: np.ndarray, k: int, filters: Filter | None, exclude: Sequence[str], space: str
+    vector: np.ndarray,
+    k: int,
+    filters: Filter | None,
+    exclude: Sequence[str],
+    space: str,
+    ef_search: int = 256,
 ) -> JsonDict:
-    """Filtered k-NN: the ``knn`` query with its ``filter`` (efficient filtering in Lucene)."""
-    knn: JsonDict = {"vector": unit_list(vector), "k": k}
+    """Filtered k-NN: the ``knn`` query with its ``filter`` (efficient filtering in Lucene).
+
+    ``ef_search`` widens the HNSW beam beyond ``k`` (as the embedded engine's does): with a
+    beam of ``k`` alone, Lucene misses true neighbours even in a graph of 60 vectors."""
+    knn: JsonDict = {
+        "vector": unit_list(vector),
+        "k": k,
+        "method_parameters": {"ef_search": max(int(ef_search), k)},
+    }
     if filters is not None or exclude:
         knn["filter"] = restriction(filters, exclude)
     return {

@@ -80,7 +80,7 @@ def to_source(
             for i in doc.images
         ],
         "models": dict(doc.models),
-        "fingerprint": doc.fingerprint,
+        "fingerprint": doc.effective_fingerprint(),
         "revision": revision,
         "updated_at": updated_at,
     }
