@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     opensearch_prefix: str = Field(
         "lookalike", description="Prefix of the OpenSearch index, alias and cache names."
     )
+    opensearch_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds the OpenSearch client waits for one answer; a node that does not "
+        "answer in time fails the request (the API answers 503).",
+    )
     opensearch_pushdown: bool = Field(
         True,
         description="Re-rank inside the OpenSearch cluster (a `rescore` script) when the "

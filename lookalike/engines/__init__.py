@@ -33,5 +33,6 @@ def open_engine(settings: Settings) -> Engine:
             url=settings.opensearch_url,
             prefix=settings.opensearch_prefix,
             pushdown=settings.opensearch_pushdown,
+            timeout=settings.opensearch_timeout,
         )
     return create_engine(settings.engine, settings.data_dir, ann_threshold=settings.ann_threshold)

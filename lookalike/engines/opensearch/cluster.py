@@ -44,12 +44,13 @@ class Cluster:
         drop_on_close: bool = False,
         pushdown: bool = True,
         ef_search: int = 256,
+        timeout: float = 30.0,
     ) -> None:
         require_client()
         if client is None:
             from opensearchpy import OpenSearch
 
-            client = OpenSearch(hosts=[url], timeout=30, http_compress=True)
+            client = OpenSearch(hosts=[url], timeout=timeout, http_compress=True)
         self.client = client
         self.prefix = prefix
         self.alias = f"{prefix}-products"
@@ -92,12 +93,17 @@ class Cluster:
         known = self.dims()
         want = {s: field_dimension(s, d) for s, d in dims.items()}
         if not known and not self._exists(self.index):
-            name = new_index_name(self.alias)
+            # The first index behind the alias has a fixed name, so writers starting at once
+            # (two worker processes) cannot put two indexes behind it: the later create fails.
+            first = self.index == self.alias
+            name = f"{self.alias}-initial" if first else new_index_name(self.alias)
             body = products_index_body(want, models, aliases=(self.alias,))
-            with translated("index creation"):
-                self.client.indices.create(index=name, body=body)
-            self._dims = want
-            return
+            if self._create(name, body):
+                self._dims = want
+                return
+            if not self._exists(self.index):
+                raise EngineError(f"index {name} exists but {self.alias} does not point at it")
+            known = self.dims()  # another writer created it a moment ago: go on as if it had been
         new = {s: want[s] for s in dims if s not in known}
         clash = {
             s: (known[s], d)
@@ -117,8 +123,21 @@ class Cluster:
 
     def _ensure_plain(self, index: str, definition: str) -> None:
         if not self._exists(index):
-            with translated("index creation"):
-                self.client.indices.create(index=index, body=plain_index_body(definition))
+            self._create(index, plain_index_body(definition))
+
+    def _create(self, index: str, body: JsonDict) -> bool:
+        """Create ``index``; False when another writer has just created it (not an error)."""
+        from opensearchpy import exceptions as osx
+
+        with translated("index creation"):
+            try:
+                self.client.indices.create(index=index, body=body)
+            except osx.RequestError as exc:
+                if exc.error != "resource_already_exists_exception":
+                    raise
+                return False
+        self._known.add(index)
+        return True
 
     # -- low-level reads ----------------------------------------------------------------------
     def _mget(self, index: str, ids: Sequence[str], **source: str) -> dict[str, JsonDict]:
