@@ -25,7 +25,7 @@ import uvicorn
 
 from indexer.deadletter import dead_letters
 from indexer.run import batches
-from indexer.vocabulary import fit_vocabulary
+from lookalike.attributes import fit_vocabulary
 from lookalike.documents import Document, ImageEntry
 from lookalike.engines import open_engine
 from lookalike.settings import Settings
