@@ -24,7 +24,7 @@ import redis
 import uvicorn
 
 from indexer.deadletter import dead_letters
-from indexer.run import batches
+from indexer.run import INDEX_BATCH_TASK, batches
 from lookalike.attributes import fit_vocabulary
 from lookalike.documents import Document, ImageEntry
 from lookalike.engines import open_engine
@@ -80,6 +80,24 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
 
 def unique_prefix() -> str:
     return f"faults-{uuid.uuid4().hex[:10]}"
+
+
+def fit_catalogue_vocabulary(settings: Settings, catalogue: Path) -> None:
+    """Store the catalogue's attribute vocabulary once, as the producer does before sending."""
+    with open_engine(settings) as engine:
+        fit_vocabulary(engine, (r for b in batches(catalogue, None, BATCH, []) for r in b))
+
+
+def send_batches(sender: Any, catalogue: Path) -> list[Any]:
+    """One index job per batch of the catalogue, on the workers' queue."""
+    return [
+        sender.send_task(
+            INDEX_BATCH_TASK,
+            args=[[r.model_dump(mode="json") for r in batch]],
+            queue="lookalike",
+        )
+        for batch in batches(catalogue, None, BATCH, [])
+    ]
 
 
 class LookalikeWorker(Worker):
@@ -197,17 +215,9 @@ def test_node_killed_mid_ingest_then_restarted_every_product_indexed_once(
     data = tmp_path / "data"
     catalogue = write_catalogue(tmp_path / "catalogue", make_records(N))
     with private_redis_db(11) as broker:
-        with open_engine(opensearch_settings(data, node.url, prefix)) as engine:
-            fit_vocabulary(engine, (r for b in batches(catalogue, None, BATCH, []) for r in b))
+        fit_catalogue_vocabulary(opensearch_settings(data, node.url, prefix), catalogue)
         sender = producer(broker)
-        jobs = [
-            sender.send_task(
-                "lookalike.index_batch",
-                args=[[r.model_dump(mode="json") for r in batch]],
-                queue="lookalike",
-            )
-            for batch in batches(catalogue, None, BATCH, [])
-        ]
+        jobs = send_batches(sender, catalogue)
         log = tmp_path / "worker.log"
         api = opensearch_settings(data, node.url, prefix, opensearch_timeout=INGEST_QUERY_TIMEOUT)
         worker = LookalikeWorker(opensearch_env(broker, data, node.url, prefix), log, 2)
@@ -269,8 +279,7 @@ def test_bulk_items_rejected_with_429_are_retried_not_lost(
         rec["images"] = [f"img/{rec['color']}-{rec['category']}.jpg"]
     catalogue = write_catalogue(tmp_path / "catalogue", records)
     with private_redis_db(14) as broker:
-        with open_engine(opensearch_settings(data, node.url, prefix)) as engine:
-            fit_vocabulary(engine, (r for b in batches(catalogue, None, BATCH, []) for r in b))
+        fit_catalogue_vocabulary(opensearch_settings(data, node.url, prefix), catalogue)
         before = node.write_rejections()
         sender = producer(broker)
         log = tmp_path / "worker.log"
@@ -278,14 +287,7 @@ def test_bulk_items_rejected_with_429_are_retried_not_lost(
         try:
             wait_until(lambda: ready(log), 60, "the worker")
             began = time.monotonic()
-            jobs = [
-                sender.send_task(
-                    "lookalike.index_batch",
-                    args=[[r.model_dump(mode="json") for r in batch]],
-                    queue="lookalike",
-                )
-                for batch in batches(catalogue, None, BATCH, [])
-            ]
+            jobs = send_batches(sender, catalogue)
             wait_until(
                 lambda: all(j.ready() for j in jobs),
                 240,
@@ -388,7 +390,7 @@ def test_two_workers_writing_one_product_the_newer_record_wins(
 
             def send(app: Any, record: Any) -> Any:
                 dump = [record.model_dump(mode="json")]
-                return app.send_task("lookalike.index_batch", args=[dump], queue="lookalike")
+                return app.send_task(INDEX_BATCH_TASK, args=[dump], queue="lookalike")
 
             assert send(send_b, first).get(timeout=60)["inserted"] == 1
             job_a = send(send_a, old)
