@@ -155,6 +155,7 @@ def test_invalid_batch_writes_nothing(engine: OpenSearchEngine) -> None:
 
 def test_blue_green_alias_swap(engine: OpenSearchEngine) -> None:
     engine.upsert(docs(2))
+    engine.refresh()  # listing is a search: it sees writes after a refresh (1 s interval)
     blue = lifecycle.serving_indexes(engine)
     green = lifecycle.create_green(engine, {"image": 16, "text": 8}, {"image": "m@2"}, "green")
     green.upsert(docs(3, seed=9))
