@@ -111,6 +111,12 @@ class PayloadTooLarge(LookalikeError):
     code = "payload_too_large"
 
 
+class RateLimited(LookalikeError):
+    """Too many requests or events in a window; ``details.retry_after`` says when to retry."""
+
+    code = "rate_limited"
+
+
 class DeadLettered(LookalikeError):
     """A task crashed its worker on every delivery and was set aside without running."""
 
@@ -127,4 +133,5 @@ CALLER_ERRORS: tuple[type[LookalikeError], ...] = (
     Forbidden,
     Conflict,
     PayloadTooLarge,
+    RateLimited,
 )

@@ -154,6 +154,29 @@ class Settings(BaseSettings):
         description="`POST /products`: `queue` (Celery jobs on Redis) or `inline` (indexed "
         "in the API process, no broker).",
     )
+    # Shopper sessions (lookalike/sessions): events in Redis, anchors implied by them.
+    session_ttl: int = Field(
+        86_400, ge=60, le=30 * 86_400, description="Seconds a session is kept after its last event."
+    )
+    session_max_events: int = Field(
+        200, ge=1, le=10_000, description="Events kept per session (the oldest are dropped)."
+    )
+    session_max_batch: int = Field(
+        50, ge=1, le=1000, description="Events one `POST /sessions/{id}/events` may carry."
+    )
+    session_rate: str = Field(
+        "300/minute",
+        pattern=r"^\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?$",
+        description="Events one session may post per window (`N/second|minute|hour|day`).",
+    )
+    session_client_rate: str = Field(
+        "3000/minute",
+        pattern=r"^\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?$",
+        description="Events one client address may post per window, over all its sessions.",
+    )
+    session_half_life: float = Field(
+        1800.0, gt=0, description="Seconds after which an event counts half as much."
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -11,7 +11,7 @@ from threadpoolctl import threadpool_limits
 from lookalike import __version__
 from lookalike.api.errors import ERROR_RESPONSES, install_error_handlers
 from lookalike.api.limits import BodyLimit
-from lookalike.api.routes import analysis, images, products, search, web
+from lookalike.api.routes import analysis, images, products, search, sessions, web
 from lookalike.api.routes.admin import router as admin_router
 from lookalike.api.routes.ingest import router as ingest_router
 from lookalike.api.security import ReadAccess, check_security
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(images.router)
     app.include_router(web.router)
     app.include_router(analysis.router)
+    app.include_router(sessions.router)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, object]:

@@ -29,6 +29,7 @@ HTTP_CODES = {
     409: "conflict",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
 }
 
 # The one place error classes meet HTTP: the most specific class in an error's MRO decides.
@@ -41,6 +42,7 @@ STATUS_OF: dict[type[LookalikeError], int] = {
     err.Forbidden: 403,
     err.Conflict: 409,
     err.PayloadTooLarge: 413,
+    err.RateLimited: 429,
 }
 
 
@@ -67,7 +69,12 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LookalikeError)
     async def _lookalike(request: Request, exc: LookalikeError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_of(exc))
+        headers = None
+        if isinstance(exc, err.RateLimited) and "retry_after" in exc.details:
+            headers = {"Retry-After": str(exc.details["retry_after"])}
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.details), status_of(exc), headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,0 +1,146 @@
+"""/sessions over HTTP: a real Redis behind it, a real (model-free) catalogue in front of it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from indexer.context import build_context
+from indexer.run import index_catalogue
+from lookalike.api.app import create_app
+from lookalike.settings import Settings, get_settings
+from tests.conftest import make_records, write_catalogue
+from tests.test_api import assert_error_shape
+
+
+def session_settings(data_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "image_model": "color-histogram",
+        "image_tensor": None,
+        "text_model": "none",
+        "redis_url": get_settings().redis_url,
+        "session_max_batch": 5,
+        "session_max_events": 8,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    url = get_settings().redis_url
+    try:
+        redis.Redis.from_url(url).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis at {url} ({exc}); scripts/ensure-redis starts one")
+    root = tmp_path_factory.mktemp("sessions")
+    source = write_catalogue(root / "catalogue", make_records(24))
+    ctx = build_context(session_settings(root / "data"))
+    index_catalogue(source, ctx)
+    ctx.engine.close()
+    return root / "data"
+
+
+@pytest.fixture
+def client(catalogue: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(session_settings(catalogue))) as c:
+        yield c
+
+
+def new_session() -> str:
+    return f"shopper-{uuid.uuid4().hex}"
+
+
+def test_events_round_trip_with_anchors_and_forget(client: TestClient) -> None:
+    session = new_session()
+    minute_ago_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    batch = [
+        {"type": "view", "product_id": "p1"},
+        {"type": "like", "product_id": "p2", "at": time.time() - 5},
+        {"type": "add_to_cart", "product_id": "p3", "at": minute_ago_iso},
+        {"type": "dismiss", "product_id": "p4"},
+    ]
+    posted = client.post(f"/sessions/{session}/events", json={"events": batch})
+    assert posted.status_code == 200, posted.text
+    assert posted.json() == {"session_id": session, "stored": 4, "events": 4, "expires_in": 86400}
+    body = client.get(f"/sessions/{session}").json()
+    assert [e["product_id"] for e in body["events"]] == ["p1", "p2", "p3", "p4"]
+    assert [a["id"] for a in body["anchors"]] == ["p3", "p2", "p1"]
+    assert body["anchors"][0]["events"][0]["type"] == "add_to_cart"
+    assert [n["id"] for n in body["negatives"]] == ["p4"] and body["owned"] == ["p3"]
+    assert 0 < body["expires_in"] <= 86400
+    assert client.delete(f"/sessions/{session}").status_code == 204
+    gone = client.get(f"/sessions/{session}").json()
+    assert gone["events"] == [] and gone["anchors"] == [] and gone["expires_in"] is None
+
+
+def test_bad_batches_get_a_clear_4xx_and_store_nothing(client: TestClient) -> None:
+    session = new_session()
+    url = f"/sessions/{session}/events"
+    unknown = client.post(
+        url,
+        json={
+            "events": [{"type": "view", "product_id": "p1"}, {"type": "like", "product_id": "nope"}]
+        },
+    )
+    assert assert_error_shape(unknown, 422, "invalid_input")["details"]["unknown_ids"] == ["nope"]
+    too_many = {"events": [{"type": "view", "product_id": "p1"}] * 6}
+    assert (
+        "at most 5 events"
+        in assert_error_shape(client.post(url, json=too_many), 422, "invalid_input")["message"]
+    )
+    bad_type = {"events": [{"type": "stare", "product_id": "p1"}]}
+    assert_error_shape(client.post(url, json=bad_type), 422, "invalid_input")
+    future = {"events": [{"type": "view", "product_id": "p1", "at": time.time() + 86400}]}
+    assert (
+        "future"
+        in assert_error_shape(client.post(url, json=future), 422, "invalid_input")["message"]
+    )
+    extra = {"events": [{"type": "view", "product_id": "p1", "price": 3}]}
+    assert_error_shape(client.post(url, json=extra), 422, "invalid_input")
+    assert_error_shape(client.post(url, json={"events": []}), 422, "invalid_input")
+    bad_id = client.post(
+        "/sessions/short/events", json={"events": [{"type": "view", "product_id": "p1"}]}
+    )
+    assert "session id" in assert_error_shape(bad_id, 422, "invalid_input")["message"]
+    assert client.get(f"/sessions/{session}").json()["events"] == []
+
+
+def test_rate_limits_per_session_and_per_client(catalogue: Path) -> None:
+    app = create_app(
+        session_settings(catalogue, session_rate="6/minute", session_client_rate="10/minute")
+    )
+    address = (
+        f"10.{uuid.uuid4().int % 250}.0.{uuid.uuid4().int % 250}",
+        5000,
+    )  # this run's own client
+    five = {"events": [{"type": "view", "product_id": f"p{i}"} for i in range(5)]}
+    with TestClient(app, client=address) as c:
+        first, second = new_session(), new_session()
+        assert c.post(f"/sessions/{first}/events", json=five).status_code == 200
+        refused = c.post(f"/sessions/{first}/events", json=five)  # 10 > 6 for this session
+        error = assert_error_shape(refused, 429, "rate_limited")
+        assert refused.headers["Retry-After"] == str(error["details"]["retry_after"])
+        assert c.post(f"/sessions/{second}/events", json=five).status_code == 200
+        client_full = c.post(
+            f"/sessions/{new_session()}/events", json={"events": five["events"][:1]}
+        )
+        assert "client" in assert_error_shape(client_full, 429, "rate_limited")["message"]
+        assert len(c.get(f"/sessions/{first}").json()["events"]) == 5  # the refused batch: nothing
+
+
+def test_session_store_down_is_a_503(catalogue: Path) -> None:
+    app = create_app(session_settings(catalogue, redis_url="redis://127.0.0.1:1/0"))
+    with TestClient(app) as c:
+        got = c.post(
+            f"/sessions/{new_session()}/events",
+            json={"events": [{"type": "view", "product_id": "p1"}]},
+        )
+        assert "session store" in assert_error_shape(got, 503, "engine_error")["message"]
