@@ -100,6 +100,7 @@ class RerankRequest:
     max_k: int = 10_000
     image_set: SetOptions = field(default_factory=SetOptions)
     query_image_set: np.ndarray | None = None
+    exclude: tuple[str, ...] = ()  # never in the results (e.g. what the shopper already has)
 
     def __post_init__(self) -> None:
         self.query = (self.query or "").strip() or None
@@ -146,8 +147,8 @@ class RerankRequest:
 
     @property
     def excluded(self) -> set[str]:
-        """Anchors and negatives never appear in their own results."""
-        return {a.id for a in self.anchors} | {n.id for n in self.negatives}
+        """Anchors, negatives and ``exclude`` never appear in the results."""
+        return {a.id for a in self.anchors} | {n.id for n in self.negatives} | set(self.exclude)
 
     @property
     def has_anchors(self) -> bool:

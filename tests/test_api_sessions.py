@@ -144,3 +144,46 @@ def test_session_store_down_is_a_503(catalogue: Path) -> None:
             json={"events": [{"type": "view", "product_id": "p1"}]},
         )
         assert "session store" in assert_error_shape(got, 503, "engine_error")["message"]
+
+
+def test_search_and_similar_take_their_anchors_from_the_session(client: TestClient) -> None:
+    session = new_session()
+    events = [
+        {"type": "view", "product_id": "p1"},
+        {"type": "like", "product_id": "p1"},
+        {"type": "add_to_cart", "product_id": "p2"},
+        {"type": "dismiss", "product_id": "p5"},
+    ]
+    assert client.post(f"/sessions/{session}/events", json={"events": events}).status_code == 200
+    by_session = client.get("/search", params={"session_id": session, "k": 30}).json()
+    named = client.get(
+        "/search",
+        params={"anchor_ids": "p1:4,p2:4", "negative_ids": "p5:3", "k": 30},
+    ).json()
+    assert by_session["anchors"] == ["p1", "p2"]  # 1 + 3 and 4: equal weights, by id
+    assert [h["id"] for h in by_session["hits"]] == [h["id"] for h in named["hits"]]
+    used = by_session["session"]
+    assert used["id"] == session and [a["id"] for a in used["anchors"]] == ["p1", "p2"]
+    assert [e["type"] for e in used["anchors"][0]["events"]] == ["view", "like"]
+    assert [n["id"] for n in used["negatives"]] == ["p5"] and used["excluded"] == []
+    assert {"p1", "p2", "p5"}.isdisjoint(h["id"] for h in by_session["hits"])
+    # explicit anchors come first and keep their weight; the session fills in after them
+    mixed = client.get("/search", params={"session_id": session, "anchor_ids": "p7"}).json()
+    assert mixed["anchors"] == ["p7", "p1", "p2"]
+    similar = client.get(
+        "/products/p9/similar", params={"session_id": session, "exclude_owned": True, "k": 30}
+    ).json()
+    assert similar["anchors"][0] == "p9" and similar["session"]["excluded"] == ["p2"]
+    assert "p2" not in {h["id"] for h in similar["hits"]}
+    assert "session" not in client.get("/search", params={"anchor_ids": "p1"}).json()
+
+
+def test_sessions_that_cannot_anchor_a_search_are_refused(client: TestClient) -> None:
+    empty = client.get("/search", params={"session_id": new_session()})
+    assert "no anchors" in assert_error_shape(empty, 422, "invalid_input")["message"]
+    alone = client.get("/search", params={"exclude_owned": True, "anchor_ids": "p1"})
+    assert "needs a session_id" in assert_error_shape(alone, 422, "invalid_input")["message"]
+    bad = client.get("/search", params={"session_id": "no", "anchor_ids": "p1"})
+    assert "session id" in assert_error_shape(bad, 422, "invalid_input")["message"]
+    keyword = client.get("/search", params={"session_id": new_session(), "q": "circle"}).json()
+    assert keyword["hits"] and keyword["session"]["anchors"] == []  # keywords alone still work

@@ -19,10 +19,26 @@ class HitOut(BaseModel):
     explanation: dict[str, Any] | None = None  # only with explain=true
 
 
+class SessionAnchorOut(BaseModel):
+    id: str
+    weight: float
+    events: list[dict[str, Any]]  # the events that made this anchor: type, product_id, at
+
+
+class SessionUsedOut(BaseModel):
+    """Which of a shopper's events became which anchors (only with ``session_id``)."""
+
+    id: str
+    anchors: list[SessionAnchorOut]
+    negatives: list[SessionAnchorOut]
+    excluded: list[str]
+
+
 class SearchOut(BaseModel):
     hits: list[HitOut]
     total: int
     anchors: list[str]
+    session: SessionUsedOut | None = None
 
 
 class ImageOut(BaseModel):

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 
 from lookalike.api.deps import EngineDep, FiltersDep, RerankDep, SettingsDep
+from lookalike.api.routes.sessions import SessionQueryDep
 from lookalike.api.schemas import ProductOut, SearchOut
 from lookalike.errors import NotFound
 from reranker import Anchor, run
@@ -32,6 +33,7 @@ def more_like_this(
     settings: SettingsDep,
     filters: FiltersDep,
     params: RerankDep,
+    session: SessionQueryDep,
 ) -> Any:
     """Products that look like this one (never itself), within the filters.
 
@@ -39,5 +41,8 @@ def more_like_this(
     work as on ``/search``.
     """
     anchors = (Anchor(product_id),) + tuple(a for a in params.anchors if a.id != product_id)
-    req = params.request(settings, anchors=anchors, filters=filters)
-    return run(engine, req).to_dict()
+    req, used = session.apply(params.request(settings, anchors=anchors, filters=filters))
+    out = run(engine, req).to_dict()
+    if used is not None:
+        out["session"] = used
+    return out

@@ -7,9 +7,10 @@ route); the per-session and per-client rate limits and the batch cap stand in fo
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from lookalike.api.deps import EngineDep, SettingsDep
@@ -24,6 +25,8 @@ from lookalike.sessions import (
     session_anchors,
 )
 from lookalike.settings import Settings
+from reranker.request import RerankRequest
+from reranker.sessions import with_session
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
@@ -139,3 +142,61 @@ def forget_session(session_id: SessionId, store: SessionsDep) -> Response:
     """Forget the session now (nothing else keeps it); 204 whether or not it existed."""
     store.forget(session_id)
     return Response(status_code=204)
+
+
+class SessionQuery:
+    """``session_id`` and ``exclude_owned`` on /search and /products/{id}/similar."""
+
+    def __init__(
+        self,
+        request: Request,
+        settings: SettingsDep,
+        session_id: Annotated[
+            str | None,
+            Query(
+                max_length=128,
+                description="A shopper session: its events become anchors and negatives, "
+                "after the explicit anchor_ids/negative_ids.",
+            ),
+        ] = None,
+        exclude_owned: Annotated[
+            bool,
+            Query(description="Leave out products the session put in the cart or bought."),
+        ] = False,
+    ) -> None:
+        self.request, self.settings = request, settings
+        self.session_id, self.exclude_owned = session_id, exclude_owned
+
+    def apply(self, req: RerankRequest) -> tuple[RerankRequest, dict[str, Any] | None]:
+        """The request with the session's anchors, and what the session contributed."""
+        if self.session_id is None:
+            if self.exclude_owned:
+                raise InvalidInput("exclude_owned needs a session_id")
+            return req, None
+        store = session_store(self.request, self.settings)
+        implied = session_anchors(
+            store.events(self.session_id),
+            time.time(),
+            half_life_s=self.settings.session_half_life,
+        )
+        out = with_session(req, implied)
+        if self.exclude_owned:
+            out = replace(out, exclude=tuple(sorted(set(out.exclude) | implied.owned)))
+        used = {a.id for a in out.anchors} | {n.id for n in out.negatives}
+        return out, {
+            "id": self.session_id,
+            "anchors": [_anchor_dict(a) for a in implied.anchors if a.id in used],
+            "negatives": [_anchor_dict(n) for n in implied.negatives if n.id in used],
+            "excluded": sorted(implied.owned) if self.exclude_owned else [],
+        }
+
+
+def _anchor_dict(anchor: SessionAnchor) -> dict[str, Any]:
+    return {
+        "id": anchor.id,
+        "weight": anchor.weight,
+        "events": [e.model_dump() for e in anchor.events],
+    }
+
+
+SessionQueryDep = Annotated[SessionQuery, Depends(SessionQuery)]
