@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -187,3 +188,43 @@ def test_sessions_that_cannot_anchor_a_search_are_refused(client: TestClient) ->
     assert "session id" in assert_error_shape(bad, 422, "invalid_input")["message"]
     keyword = client.get("/search", params={"session_id": new_session(), "q": "circle"}).json()
     assert keyword["hits"] and keyword["session"]["anchors"] == []  # keywords alone still work
+
+
+def test_cli_replays_a_session_file_as_the_api_answers_it(
+    client: TestClient, catalogue: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from lookalike.cli import app
+
+    now = time.time()
+    events = [
+        {"type": "view", "product_id": "p3", "at": now - 300},
+        {"type": "like", "product_id": "p3", "at": now - 290},
+        {"type": "view", "product_id": "p10", "at": now - 120},
+        {"type": "dismiss", "product_id": "p11", "at": now - 60},
+    ]
+    session = new_session()
+    assert client.post(f"/sessions/{session}/events", json={"events": events}).status_code == 200
+    api = client.get("/search", params={"session_id": session, "k": 8}).json()
+    path = tmp_path / "session.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in events))
+    for name, value in session_settings(catalogue).model_dump().items():
+        if name in ("data_dir", "image_model", "text_model"):
+            monkeypatch.setenv(f"LOOKALIKE_{name.upper()}", str(value))
+    monkeypatch.setenv("LOOKALIKE_IMAGE_TENSOR", "")
+    runner = CliRunner()
+    result = runner.invoke(app, ["session", str(path), "--k", "8", "--json"])
+    assert result.exit_code == 0, result.output
+    cli = json.loads(result.stdout)
+    assert [h["id"] for h in cli["hits"]] == [h["id"] for h in api["hits"]]
+    assert cli["anchors"] == api["anchors"] == ["p3", "p10"]
+    assert [n["id"] for n in cli["session"]["negatives"]] == ["p11"]
+    stepped = runner.invoke(app, ["session", str(path), "--k", "3", "--steps"])
+    assert stepped.exit_code == 0 and stepped.output.count("after ") == 4, stepped.output
+    path.write_text(json.dumps([{"type": "view", "product_id": "nope"}]))
+    refused = runner.invoke(app, ["session", str(path)])
+    assert refused.exit_code == 2 and "unknown product ids" in refused.output
+    path.write_text(json.dumps({"events": [{"type": "stare", "product_id": "p1"}]}))
+    bad = runner.invoke(app, ["session", str(path)])
+    assert bad.exit_code == 2 and "event 1" in bad.output

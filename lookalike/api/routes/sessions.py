@@ -7,7 +7,6 @@ route); the per-session and per-client rate limits and the batch cap stand in fo
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
@@ -26,7 +25,7 @@ from lookalike.sessions import (
 )
 from lookalike.settings import Settings
 from reranker.request import RerankRequest
-from reranker.sessions import with_session
+from reranker.sessions import apply_session
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 
@@ -179,24 +178,7 @@ class SessionQuery:
             time.time(),
             half_life_s=self.settings.session_half_life,
         )
-        out = with_session(req, implied)
-        if self.exclude_owned:
-            out = replace(out, exclude=tuple(sorted(set(out.exclude) | implied.owned)))
-        used = {a.id for a in out.anchors} | {n.id for n in out.negatives}
-        return out, {
-            "id": self.session_id,
-            "anchors": [_anchor_dict(a) for a in implied.anchors if a.id in used],
-            "negatives": [_anchor_dict(n) for n in implied.negatives if n.id in used],
-            "excluded": sorted(implied.owned) if self.exclude_owned else [],
-        }
-
-
-def _anchor_dict(anchor: SessionAnchor) -> dict[str, Any]:
-    return {
-        "id": anchor.id,
-        "weight": anchor.weight,
-        "events": [e.model_dump() for e in anchor.events],
-    }
+        return apply_session(req, self.session_id, implied, self.exclude_owned)
 
 
 SessionQueryDep = Annotated[SessionQuery, Depends(SessionQuery)]
