@@ -39,6 +39,10 @@ class _TomlSource(PydanticBaseSettingsSource):
         return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
 
 
+# A rate limit as the `limits` library parses it: "300/minute", "10 per second".
+RATE = r"^\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?$"
+
+
 class Settings(BaseSettings):
     """Everything configurable in Lookalike."""
 
@@ -166,12 +170,12 @@ class Settings(BaseSettings):
     )
     session_rate: str = Field(
         "300/minute",
-        pattern=r"^\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?$",
+        pattern=RATE,
         description="Events one session may post per window (`N/second|minute|hour|day`).",
     )
     session_client_rate: str = Field(
         "3000/minute",
-        pattern=r"^\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?$",
+        pattern=RATE,
         description="Events one client address may post per window, over all its sessions.",
     )
     session_half_life: float = Field(

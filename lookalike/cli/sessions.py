@@ -55,17 +55,14 @@ def session(
     """The catalogue sorted for a recorded session: its events as anchors, at the last event."""
     from lookalike.engines import open_engine
     from lookalike.filters import parse_filter_args
-    from lookalike.sessions import session_anchors
+    from lookalike.sessions import check_known, session_anchors
     from reranker import RerankRequest, run
     from reranker.sessions import apply_session
 
     settings = Settings()
     with errors(), open_engine(settings) as engine:
         events = read_events(events_file)
-        wanted = list(dict.fromkeys(e.product_id for e in events))
-        unknown = sorted(set(wanted) - set(engine.fingerprints(wanted)))
-        if unknown:
-            raise InvalidInput(f"unknown product ids in {events_file}: {', '.join(unknown)}")
+        check_known(engine, events)
         base = RerankRequest(
             query=query,
             filters=parse_filter_args(filters),

@@ -6,7 +6,7 @@ Nothing but Redis keeps a session, and only until its TTL passes or it is forgot
 """
 
 from lookalike.sessions.anchors import SessionAnchor, SessionAnchors, session_anchors
-from lookalike.sessions.events import EVENT_TYPES, Event, EventIn, check_session_id
+from lookalike.sessions.events import EVENT_TYPES, Event, EventIn, check_known, check_session_id
 from lookalike.sessions.store import SessionStore
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "SessionAnchor",
     "SessionAnchors",
     "SessionStore",
+    "check_known",
     "check_session_id",
     "session_anchors",
 ]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime
 from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lookalike.engines import Engine
 from lookalike.errors import InvalidInput
 
 EventType = Literal["view", "like", "add_to_cart", "purchase", "dismiss"]
@@ -75,5 +75,11 @@ def check_session_id(session_id: str) -> str:
     return session_id
 
 
-def now() -> float:
-    return time.time()
+def check_known(engine: Engine, events: list[Event]) -> None:
+    """InvalidInput listing the product ids the catalogue does not hold (store nothing then)."""
+    wanted = list(dict.fromkeys(e.product_id for e in events))
+    unknown = sorted(set(wanted) - set(engine.fingerprints(wanted)))
+    if unknown:
+        raise InvalidInput(
+            f"unknown product ids ({len(unknown)}): nothing was stored", unknown_ids=unknown
+        )

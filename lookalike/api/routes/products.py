@@ -10,7 +10,7 @@ from lookalike.api.deps import EngineDep, FiltersDep, RerankDep, SettingsDep
 from lookalike.api.routes.sessions import SessionQueryDep
 from lookalike.api.schemas import ProductOut, SearchOut
 from lookalike.errors import NotFound
-from reranker import Anchor, run
+from reranker import Anchor
 
 router = APIRouter(prefix="/products", tags=["products"])
 
@@ -41,8 +41,4 @@ def more_like_this(
     work as on ``/search``.
     """
     anchors = (Anchor(product_id),) + tuple(a for a in params.anchors if a.id != product_id)
-    req, used = session.apply(params.request(settings, anchors=anchors, filters=filters))
-    out = run(engine, req).to_dict()
-    if used is not None:
-        out["session"] = used
-    return out
+    return session.run(engine, params.request(settings, anchors=anchors, filters=filters))

@@ -13,10 +13,8 @@ from starlette.concurrency import run_in_threadpool
 from lookalike.api.deps import EngineDep, FiltersDep, RerankDep, SettingsDep
 from lookalike.api.routes.sessions import SessionQueryDep
 from lookalike.api.schemas import SearchOut
-from lookalike.engines import Engine
 from lookalike.errors import InvalidInput
 from lookalike.settings import Settings
-from reranker import RerankRequest, run
 
 router = APIRouter(tags=["search"])
 
@@ -100,16 +98,7 @@ def search_products(
     req = params.request(settings, query=q, filters=filters)
     if q_visual.strip():
         req.query_vectors["image"] = _text_in_image_space(request, settings, q_visual.strip())
-    req, used = session.apply(req)
-    return _answer(engine, req, used)
-
-
-def _answer(engine: Engine, req: RerankRequest, used: dict[str, Any] | None) -> dict[str, Any]:
-    """The search result, with what the session contributed when one was named."""
-    out = run(engine, req).to_dict()
-    if used is not None:
-        out["session"] = used
-    return out
+    return session.run(engine, req)
 
 
 async def _read_images(request: Request, settings: Settings) -> list[Any]:
@@ -186,6 +175,6 @@ async def search_by_image(
         vectors = _image_model(request, settings).embed_images(images)
         query = vectors[0] if len(vectors) == 1 else vectors
         req = params.request(settings, query=q, filters=filters, query_vectors={"image": query})
-        return _answer(engine, *session.apply(req))
+        return session.run(engine, req)
 
     return await run_in_threadpool(answer)

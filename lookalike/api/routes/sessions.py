@@ -20,10 +20,12 @@ from lookalike.sessions import (
     EventIn,
     SessionAnchor,
     SessionStore,
+    check_known,
     check_session_id,
     session_anchors,
 )
 from lookalike.settings import Settings
+from reranker import run
 from reranker.request import RerankRequest
 from reranker.sessions import apply_session
 
@@ -83,16 +85,6 @@ class SessionOut(BaseModel):
     expires_in: int | None
 
 
-def known_products(engine: Engine, ids: list[str]) -> None:
-    """InvalidInput listing the ids the catalogue does not hold (nothing is stored then)."""
-    wanted = list(dict.fromkeys(ids))
-    unknown = sorted(set(wanted) - set(engine.fingerprints(wanted)))
-    if unknown:
-        raise InvalidInput(
-            f"{len(unknown)} unknown product id(s): nothing was stored", unknown_ids=unknown
-        )
-
-
 @router.post("/{session_id}/events", response_model=EventsOut)
 def post_events(
     session_id: SessionId,
@@ -110,7 +102,7 @@ def post_events(
     store.check_batch(body.events)
     now = time.time()
     events = [Event.accept(e, now, store.ttl_s) for e in body.events]
-    known_products(engine, [e.product_id for e in events])
+    check_known(engine, events)
     client = request.client.host if request.client else "unknown"
     store.admit(session_id, client, len(events))
     held = store.add(session_id, events)
@@ -179,6 +171,14 @@ class SessionQuery:
             half_life_s=self.settings.session_half_life,
         )
         return apply_session(req, self.session_id, implied, self.exclude_owned)
+
+    def run(self, engine: Engine, req: RerankRequest) -> dict[str, Any]:
+        """Answer ``req`` with the session's anchors; the answer says what the session added."""
+        req, used = self.apply(req)
+        out = run(engine, req).to_dict()
+        if used is not None:
+            out["session"] = used
+        return out
 
 
 SessionQueryDep = Annotated[SessionQuery, Depends(SessionQuery)]
