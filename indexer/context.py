@@ -25,6 +25,7 @@ from lookalike.netguard import Resolver, split_list
 from lookalike.settings import Settings
 from lookalike.vectorizers import create_image_vectorizer, create_text_embedder
 from lookalike.vectorizers.base import ImageVectorizer, TextEmbedder
+from lookalike.vectorizers.baselines import COLOR_SPACE, color_vectorizer
 
 
 @dataclass
@@ -40,10 +41,15 @@ class IndexContext:
     # what an ImagePool's workers load: the image model and tensor named by the settings
     image_model: str | None = None
     image_tensor: str | None = None
+    # the colour/style vectorizer (``color`` space), run on the images the image model decodes
+    color_vectorizer: ImageVectorizer | None = None
 
     def models(self) -> dict[str, str]:
-        """The tags of what embeds a record (image, text, attributes): part of its fingerprint."""
+        """The tags of what embeds a record (image, colour, text, attributes): part of its
+        fingerprint, so turning the colour signal on re-indexes the catalogue."""
         out = {"image": self.image_vectorizer.tag, "attributes": AttributeEncoder().tag}
+        if self.color_vectorizer is not None:
+            out[COLOR_SPACE] = self.color_vectorizer.tag
         if self.text_embedder is not None:
             out["text"] = self.text_embedder.tag
         return out
@@ -61,24 +67,28 @@ def build_context(settings: Settings, engine: Engine | None = None) -> IndexCont
         image_roots=tuple(Path(p) for p in split_list(settings.image_roots, os.pathsep)),
         image_model=settings.image_model,
         image_tensor=settings.image_tensor,
+        color_vectorizer=color_vectorizer() if settings.color_vectors else None,
     )
 
 
-Embedded = tuple[dict[str, np.ndarray], dict[str, str]]  # vectors and decode errors, by hash
+# image vectors, decode errors and colour vectors (empty without a colour vectorizer), by hash
+Embedded = tuple[dict[str, np.ndarray], dict[str, str], dict[str, np.ndarray]]
 Items = Sequence[tuple[str, str, bytes]]  # (hash, source, bytes) of images to embed
 
 _WORKER_VECTORIZER: ImageVectorizer | None = None
+_WORKER_COLOR: ImageVectorizer | None = None
 CRASHED = "the worker process died while decoding or embedding this image"
 MIN_CHUNK = 4  # images per worker below which another process is not worth starting
 
 
-def _init_worker(model: str, tensor: str | None) -> None:
+def _init_worker(model: str, tensor: str | None, color: bool = False) -> None:
     """Load the model once per worker; the worker stays single-threaded (one core each)."""
-    global _WORKER_VECTORIZER
+    global _WORKER_VECTORIZER, _WORKER_COLOR
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)
     _WORKER_VECTORIZER = create_image_vectorizer(model, tensor)
+    _WORKER_COLOR = color_vectorizer() if color else None
 
 
 def embed_in_worker(items: Items) -> Embedded:
@@ -86,7 +96,7 @@ def embed_in_worker(items: Items) -> Embedded:
     from indexer.pipeline import embed_blobs
 
     assert _WORKER_VECTORIZER is not None, "worker started without _init_worker"
-    return embed_blobs(_WORKER_VECTORIZER, items)
+    return embed_blobs(_WORKER_VECTORIZER, items, _WORKER_COLOR)
 
 
 class ImagePool:
@@ -106,9 +116,10 @@ class ImagePool:
         workers: int,
         chunk: int = 16,
         job: Callable[[Items], Embedded] = embed_in_worker,
+        color: bool = False,
     ) -> None:
         self.workers, self.chunk, self._job = max(1, workers), max(1, chunk), job
-        self._initargs = (model, tensor)
+        self._initargs = (model, tensor, color)
         self._started: ProcessPoolExecutor | None = None
 
     @property
@@ -137,6 +148,7 @@ class ImagePool:
         def wait() -> Embedded:
             vectors: dict[str, np.ndarray] = {}
             errors: dict[str, str] = {}
+            colors: dict[str, np.ndarray] = {}
             for chunk_items, future in jobs:
                 try:
                     got = future.result() if future is not None else self._one_by_one(chunk_items)
@@ -144,7 +156,8 @@ class ImagePool:
                     got = self._one_by_one(chunk_items)
                 vectors.update(got[0])
                 errors.update(got[1])
-            return vectors, errors
+                colors.update(got[2])
+            return vectors, errors, colors
 
         return wait
 
@@ -161,6 +174,7 @@ class ImagePool:
     def _one_by_one(self, items: Items) -> Embedded:
         vectors: dict[str, np.ndarray] = {}
         errors: dict[str, str] = {}
+        colors: dict[str, np.ndarray] = {}
         for item in items:
             for attempt in range(2):  # the pool may be broken by another chunk: retry once
                 try:
@@ -172,8 +186,9 @@ class ImagePool:
                     continue
                 vectors.update(got[0])
                 errors.update(got[1])
+                colors.update(got[2])
                 break
-        return vectors, errors
+        return vectors, errors, colors
 
     def close(self) -> None:
         if self._started is not None:

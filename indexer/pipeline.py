@@ -22,6 +22,8 @@ from lookalike.fingerprints import record_fingerprint, stored_fingerprint
 from lookalike.images import decode_image, hash_bytes, read_bytes
 from lookalike.records import ProductRecord
 from lookalike.vectorizers.base import ImageVectorizer
+from lookalike.vectorizers.baselines import COLOR_SPACE
+from lookalike.vectors import unit_mean
 
 _IO_THREADS = 8
 
@@ -88,14 +90,21 @@ def _fetch(ctx: IndexContext, source: str) -> tuple[str, bytes | ImageError]:
         return source, ImageError(f"cannot read image {source}: {exc!r}", source=source)
 
 
-def embed_blobs(vectorizer: ImageVectorizer, items: Sequence[tuple[str, str, bytes]]) -> Embedded:
-    """Decode and embed images (``items``: hash, source, bytes); vectors and errors by hash.
+def embed_blobs(
+    vectorizer: ImageVectorizer,
+    items: Sequence[tuple[str, str, bytes]],
+    color: ImageVectorizer | None = None,
+) -> Embedded:
+    """Decode and embed images (``items``: hash, source, bytes); vectors, errors and colour
+    vectors by hash.
 
     The one place images become vectors: in this process, or in a worker of an
-    :class:`~indexer.context.ImagePool` (module level, so it pickles).
+    :class:`~indexer.context.ImagePool` (module level, so it pickles). The ``color``
+    vectorizer reads the images already decoded for the image model.
     """
     vectors: dict[str, np.ndarray] = {}
     errors: dict[str, str] = {}
+    colors: dict[str, np.ndarray] = {}
     size = max(1, vectorizer.batch_size)
     for start in range(0, len(items), size):
         chunk, images = [], []
@@ -108,7 +117,9 @@ def embed_blobs(vectorizer: ImageVectorizer, items: Sequence[tuple[str, str, byt
         if images:
             matrix = vectorizer.embed_images(images)
             vectors.update(zip(chunk, matrix, strict=True))
-    return vectors, errors
+            if color is not None:
+                colors.update(zip(chunk, color.embed_images(images), strict=True))
+    return vectors, errors, colors
 
 
 @dataclass
@@ -124,6 +135,7 @@ class PreparedBatch:
     fetched: dict[str, bytes | ImageError]
     hash_of: dict[str, str]
     cached: dict[str, np.ndarray]
+    cached_colors: dict[str, np.ndarray]
     deferred: set[str]
     result: Callable[[], Embedded]
     # set by finish_batch: every vector and decode error of this batch, by image hash
@@ -158,15 +170,20 @@ def start_batch(
             hash_of[source] = digest
             blobs[digest] = (source, got)
     cached = ctx.engine.cached_image_vectors(list(blobs), ctx.image_vectorizer.tag)
+    colors: dict[str, np.ndarray] = {}
+    if ctx.color_vectorizer is not None and cached:
+        colors = ctx.engine.cached_image_vectors(list(cached), ctx.color_vectorizer.tag)
+        # an image cached before the colour signal existed is decoded (and embedded) again
+        cached = {h: v for h, v in cached.items() if h in colors}
     in_flight = previous.pending_hashes() if previous is not None else set()
     deferred = {h for h in blobs if h not in cached and h in in_flight}
     todo = [(h, *blobs[h]) for h in blobs if h not in cached and h not in deferred]
     if pool is not None and len(todo) > 1:  # one image is not worth a round trip
         result = pool.submit(todo)
     else:
-        done = embed_blobs(ctx.image_vectorizer, todo)
+        done = embed_blobs(ctx.image_vectorizer, todo, ctx.color_vectorizer)
         result = partial(_ready, done)
-    return PreparedBatch(records, fetched, hash_of, cached, deferred, result)
+    return PreparedBatch(records, fetched, hash_of, cached, colors, deferred, result)
 
 
 def _ready(done: Embedded) -> Embedded:
@@ -186,21 +203,24 @@ def finish_batch(
         return report
     encoder = encoder or load_encoder(ctx.engine)
     fetched, hash_of, cached = prepared.fetched, prepared.hash_of, prepared.cached
-    embedded, errors = prepared.result()
+    embedded, errors, embedded_colors = prepared.result()
     vectors: dict[str, np.ndarray] = {**cached, **embedded}
+    colors: dict[str, np.ndarray] = {**prepared.cached_colors, **embedded_colors}
     decode_errors = dict(errors)
     reused = len(cached)
     if prepared.deferred:
         if previous is None or previous.resolved is None:
             raise RuntimeError("a batch with deferred images must finish after its predecessor")
-        before, before_errors = previous.resolved
+        before, before_errors, before_colors = previous.resolved
         for digest in prepared.deferred:
             if digest in before:
                 vectors[digest] = before[digest]
+                if digest in before_colors:
+                    colors[digest] = before_colors[digest]
                 reused += 1
             else:
                 decode_errors[digest] = before_errors[digest]
-    prepared.resolved = (vectors, decode_errors)
+    prepared.resolved = (vectors, decode_errors, colors)
     report.reused_images = reused
     report.embedded_images = len(embedded)
     tag = ctx.image_vectorizer.tag
@@ -223,10 +243,15 @@ def finish_batch(
                 entry.error = decode_errors[entry.hash]
             else:
                 entry.vector = vectors[entry.hash]  # type: ignore[index]
+                entry.color = colors.get(entry.hash)  # type: ignore[arg-type]
             if entry.error:
                 report.image_errors.append({"id": record.id, "image": source, "error": entry.error})
             entries.append(entry)
         doc_vectors: dict[str, np.ndarray] = {}
+        palette = [e.color for e in entries if e.color is not None]
+        if palette and ctx.color_vectorizer is not None:
+            doc_vectors[COLOR_SPACE] = unit_mean(np.stack(palette))
+            models[COLOR_SPACE] = ctx.color_vectorizer.tag
         if texts is not None and ctx.text_embedder is not None:
             doc_vectors["text"] = texts[i]
             models["text"] = ctx.text_embedder.tag

@@ -81,7 +81,9 @@ def image_pool(ctx: IndexContext, workers: int) -> ImagePool | None:
     """Worker processes for images, when asked for and the model can be loaded by name."""
     if workers <= 1 or ctx.image_model is None:
         return None
-    return ImagePool(ctx.image_model, ctx.image_tensor, workers)
+    return ImagePool(
+        ctx.image_model, ctx.image_tensor, workers, color=ctx.color_vectorizer is not None
+    )
 
 
 def changed(records: list[ProductRecord], ctx: IndexContext) -> list[ProductRecord]:

@@ -21,6 +21,8 @@ class ImageEntry:
     hash: str | None = None
     vector: np.ndarray | None = None  # float32 [dim], L2-normalised; None when it failed
     error: str | None = None
+    # the colour/style vector of the same image (``color`` space), cached by hash like ``vector``
+    color: np.ndarray | None = None
 
 
 CATALOGUE_FIELDS = (
@@ -63,6 +65,8 @@ class Document(ProductFields):
     ``vectors`` holds product-level vectors by space (``"text"``, ``"attributes"``);
     image vectors live on each :class:`ImageEntry` and the engine derives the product's
     visual vector (``"image"`` space) as the L2-normalised mean of its image vectors.
+    The ``"color"`` space (palette, from the same decoded images) is the unit mean of the
+    images' ``color`` vectors, set by the pipeline like any product-level space.
     ``models`` tags each space with ``"name@version"`` of the model that produced it.
     ``fingerprint`` is a hash of everything above: an upsert whose fingerprint equals the
     stored one changes nothing. Left empty, every engine uses :meth:`content_fingerprint`,

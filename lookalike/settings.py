@@ -69,6 +69,17 @@ class Settings(BaseSettings):
         description="Text embedding model (sentence-transformers name or folder); `none` "
         "disables text vectors.",
     )
+    color_vectors: bool = Field(
+        True,
+        description="Store a colour/style vector (background-free HSV histogram) per image "
+        "and product beside the image model's, the `color` signal; off: no `color` space.",
+    )
+    w_color: float = Field(
+        0.15,
+        ge=0,
+        description="Default weight of the `color` signal when a query gives none "
+        "(chosen with `lookalike eval`, BENCHMARKS.md).",
+    )
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("REDIS_URL", "LOOKALIKE_REDIS_URL"),

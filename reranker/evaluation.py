@@ -4,6 +4,11 @@ Every query anchor is excluded from its own results. Relevance comes from labels
 fields or attributes: the first label must match, each further matching label raises the
 grade) or from a golden-set file that a shop brings (anchor -> graded relevant ids).
 Metrics: precision@k, recall@k, nDCG@k, MRR, overall and per value of the first label.
+
+:func:`evaluate_holdout` judges the images alone on a seeded split by product id (the one
+`lookalike tune` trains beside): the test products are the queries (never trained on), the
+whole catalogue the candidates (``test_only``: the test products alone), text and attribute
+signals off, each label judged on its own.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike import holdout
 from lookalike.engines import Engine
 from lookalike.errors import InvalidInput
 from lookalike.metrics import ndcg_at_k, precision_at_k, recall_at_k, reciprocal_rank
@@ -208,4 +214,72 @@ def evaluate(
         report = score(rows, k, "labels " + ", ".join(labels))
     report.p50_ms = statistics.median(latencies) if latencies else 0.0
     report.p95_ms = percentile(latencies, 0.95)
+    return report
+
+
+# The held-out evaluation judges what the images say: text and attributes carry the labels.
+HOLDOUT_WEIGHTS: dict[str, float] = {"text": 0.0, "attributes": 0.0}
+
+
+@dataclass
+class HoldoutReport:
+    k: int
+    seed: int
+    train: int
+    test: int
+    weights: dict[str, float]
+    labels: dict[str, Metrics] = field(default_factory=dict)
+    p50_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def evaluate_holdout(
+    engine: Engine,
+    labels: Sequence[str] = ("category", "color"),
+    k: int = 10,
+    seed: int = 0,
+    weights: dict[str, float] | None = None,
+    limit: int | None = None,
+    test_share: float = holdout.TEST_SHARE,
+    test_only: bool = False,
+) -> HoldoutReport:
+    """Leave-one-out "more like this" for the held-out products, P@k and nDCG@k per label.
+
+    Queries are the test side of :func:`lookalike.holdout.split`, so a head tuned on the
+    training side is judged on queries it never saw; ``test_only`` also excludes the training
+    side from every answer (results it never saw either; a sparser pool, lower figures).
+    """
+    if not labels:
+        raise InvalidInput("name at least one --label")
+    ids = engine.all_ids()
+    with_vectors = set(engine.vectors(ids))
+    train, test = holdout.split(ids, seed, test_share)
+    queries = [pid for pid in test if pid in with_vectors]
+    pool = queries if test_only else sorted(with_vectors)
+    products = engine.get(pool)
+    judges = {
+        label: LabelJudge(pool, [[label_of(products[pid], label)] for pid in pool])
+        for label in labels
+    }
+    effective = {**HOLDOUT_WEIGHTS, **(weights or {})}
+    exclude = tuple(train) if test_only else ()
+    rows: dict[str, list[tuple[list[int], list[int], str]]] = {label: [] for label in labels}
+    latencies: list[float] = []
+    for anchor in queries[:limit]:
+        start = time.perf_counter()
+        request = RerankRequest(anchors=(Anchor(anchor),), k=k, weights=effective, exclude=exclude)
+        ranked = [h.id for h in run(engine, request).hits]
+        latencies.append((time.perf_counter() - start) * 1000)
+        for label, judge in judges.items():
+            if not judge.judgeable(anchor):
+                continue
+            grades_all = judge.grades(anchor)
+            grades = [int(grades_all[judge.row[r]]) for r in ranked if r in judge.row]
+            rows[label].append((grades, [int(g) for g in grades_all[grades_all > 0]], ""))
+    report = HoldoutReport(k, seed, len(train), len(queries), effective)
+    for label in labels:
+        report.labels[label] = score(rows[label], k, label).overall
+    report.p50_ms = statistics.median(latencies) if latencies else 0.0
     return report

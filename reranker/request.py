@@ -15,13 +15,17 @@ from reranker.imagesets import MAX_SET_IMAGES, SetOptions
 from reranker.scoring import AGGREGATIONS, KEYWORD_NORMS
 
 MAX_ANCHORS = 20  # anchors + negatives together
-SIGNALS = ("visual", "text", "attributes", "keyword", "negative")
-SPACES = {"visual": "image", "text": "text", "attributes": "attributes"}
+SIGNALS = ("visual", "color", "text", "attributes", "keyword", "negative")
+SPACES = {"visual": "image", "color": "color", "text": "text", "attributes": "attributes"}
 
-# Defaults: looks first; product text and attributes (category, colour, ...) refine; the
-# keyword score only breaks near-ties inside the window; negatives pull down at half strength.
+# Defaults: looks first; the palette (``color``: the images' background-free HSV histogram)
+# adds what an ImageNet model barely sees, at 0.15 (the best category+colour P@10 of
+# `lookalike eval --holdout`, BENCHMARKS.md); product text and attributes (category, colour,
+# ...) refine; the keyword score only breaks near-ties inside the window; negatives pull down
+# at half strength.
 DEFAULT_WEIGHTS: dict[str, float] = {
     "visual": 1.0,
+    "color": 0.15,
     "text": 0.3,
     "attributes": 0.3,
     "keyword": 0.1,

@@ -432,6 +432,28 @@ def test_cached_image_vectors(engine: Engine) -> None:
     assert set(engine.cached_image_vectors(["hash-p-0"], IMAGE_MODEL)) == {"hash-p-0"}
 
 
+def test_colour_vectors_per_image_and_product(engine: Engine) -> None:
+    """The `color` space: per-image colour vectors cached by hash under the colour model's tag,
+    the product's colour vector stored and searched like any product-level space."""
+    rng = np.random.default_rng(17)
+    docs = []
+    for pid in ("p", "q"):
+        doc = make_doc(pid, rng, n_images=2)
+        for image in doc.images:
+            image.color = unit(rng, 12)
+        doc.vectors["color"] = unit(rng, 12)
+        doc.models["color"] = "colour-test@1"
+        docs.append(doc)
+    engine.upsert(docs)
+    got = engine.cached_image_vectors(["hash-p-0", "hash-p-1"], "colour-test@1")
+    assert set(got) == {"hash-p-0", "hash-p-1"}
+    np.testing.assert_allclose(got["hash-p-1"], docs[0].images[1].color, atol=1e-6)
+    stored = engine.vectors(["p", "q"], "color")
+    np.testing.assert_allclose(stored["q"], docs[1].vectors["color"], atol=1e-6)
+    engine.refresh()
+    assert [c.id for c in engine.knn(docs[1].vectors["color"], 1, space="color")] == ["q"]
+
+
 def test_meta_round_trip(engine: Engine) -> None:
     assert engine.get_meta("vocab") is None
     engine.set_meta("vocab", '{"a": 1}')

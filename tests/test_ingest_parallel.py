@@ -146,11 +146,11 @@ def test_a_worker_crash_costs_only_the_crashing_image(tmp_path: Path, mobilenet_
     with ImagePool(
         str(mobilenet_path), "GlobalPool", workers=2, chunk=4, job=crash_on_poison
     ) as pool:
-        vectors, errors = pool.submit(items)()
+        vectors, errors, _ = pool.submit(items)()
         assert pool.workers == 2
         assert errors == {"h5": CRASHED}
         assert set(vectors) == {f"h{i}" for i in range(12)} - {"h5"}
-        again, no_errors = pool.submit(items[:3])()  # the pool was restarted and still works
+        again, no_errors, _ = pool.submit(items[:3])()  # the pool was restarted and still works
         assert set(again) == {"h0", "h1", "h2"} and not no_errors
     ctx = build_context(model_settings(tmp_path / "data"))  # type: ignore[arg-type]
     try:
@@ -158,7 +158,7 @@ def test_a_worker_crash_costs_only_the_crashing_image(tmp_path: Path, mobilenet_
         assert local.shape[0] == 0
         from indexer.pipeline import embed_blobs
 
-        reference, _ = embed_blobs(ctx.image_vectorizer, items[:3])
+        reference, _, _ = embed_blobs(ctx.image_vectorizer, items[:3])
         for key in ("h0", "h1", "h2"):
             np.testing.assert_array_equal(reference[key], again[key])
     finally:

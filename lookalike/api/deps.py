@@ -73,6 +73,9 @@ class RerankParams:
             ),
         ] = "",
         w_visual: Annotated[Weight, Query(description="Weight of image similarity.")] = None,
+        w_color: Annotated[
+            Weight, Query(description="Weight of colour/style (palette) similarity.")
+        ] = None,
         w_text: Annotated[Weight, Query(description="Weight of text-embedding similarity.")] = None,
         w_attributes: Annotated[Weight, Query(description="Weight of attribute overlap.")] = None,
         w_keyword: Annotated[Weight, Query(description="Weight of the normalised BM25.")] = None,
@@ -105,6 +108,7 @@ class RerankParams:
         self.negatives = parse_weighted_ids([negative_ids])
         raw = {
             "visual": w_visual,
+            "color": w_color,
             "text": w_text,
             "attributes": w_attributes,
             "keyword": w_keyword,
@@ -120,7 +124,7 @@ class RerankParams:
         values: dict[str, object] = {
             "anchors": self.anchors,
             "negatives": self.negatives,
-            "weights": self.weights,
+            "weights": {"color": settings.w_color, **self.weights},
             "aggregation": self.aggregation,
             "keyword_norm": self.keyword_norm,
             "window": self.window or settings.candidates,

@@ -85,6 +85,20 @@ def evaluate_command(
             "e.g. text=0 to judge the image model alone.",
         ),
     ] = None,
+    holdout: Annotated[
+        bool,
+        typer.Option(
+            "--holdout",
+            help="Judge the images alone on a seeded 80/20 split by id: the test products "
+            "are queries and candidates, text and attributes off, each --label on its own "
+            "(default category and color).",
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the --holdout split.")] = 0,
+    test_only: Annotated[
+        bool,
+        typer.Option("--test-only", help="With --holdout: only test products as candidates."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate "more like this": precision@k, recall@k, nDCG@k and MRR, per label value."""
@@ -92,6 +106,17 @@ def evaluate_command(
     from reranker import parse_weights
     from reranker.evaluation import evaluate
 
+    if holdout:
+        _holdout(
+            labels or ["category", "color"],
+            k,
+            limit,
+            parse_weights(weights or []),
+            seed,
+            test_only,
+            as_json,
+        )
+        return
     with errors(), open_engine(Settings()) as engine:
         report = evaluate(
             engine,
@@ -127,3 +152,35 @@ def evaluate_command(
         )
     Console().print(table)
     console.print(f"latency p50 {report.p50_ms:.2f} ms, p95 {report.p95_ms:.2f} ms")
+
+
+def _holdout(
+    labels: list[str],
+    k: int,
+    limit: int | None,
+    weights: dict[str, float],
+    seed: int,
+    test_only: bool,
+    as_json: bool,
+) -> None:
+    from lookalike.engines import open_engine
+    from reranker.evaluation import evaluate_holdout
+
+    with errors(), open_engine(Settings()) as engine:
+        report = evaluate_holdout(engine, labels, k, seed, weights, limit, test_only=test_only)
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+        return
+    table = Table(
+        "label",
+        "queries",
+        f"P@{k}",
+        f"nDCG@{k}",
+        title=f"held-out more like this ({report.test} test queries, {report.train} train, "
+        f"seed {seed}{', test candidates only' if test_only else ''})",
+    )
+    for name, m in report.labels.items():
+        table.add_row(name, str(m.queries), f"{m.precision:.3f}", f"{m.ndcg:.3f}")
+    Console().print(table)
+    shown = ", ".join(f"{n}={w:g}" for n, w in sorted(report.weights.items()))
+    console.print(f"weights over the defaults: {shown}; p50 {report.p50_ms:.1f} ms")

@@ -23,7 +23,7 @@ WeightOpt = Annotated[
     typer.Option(
         "--weight",
         "-w",
-        help="SIGNAL=W for visual, text, attributes, keyword, negative (repeatable).",
+        help="SIGNAL=W for visual, color, text, attributes, keyword, negative (repeatable).",
     ),
 ]
 AggregationOpt = Annotated[
@@ -79,7 +79,7 @@ def _rerank(
             anchors=parse_weighted_ids(anchors),
             negatives=parse_weighted_ids(negatives or []),
             filters=parse_filter_args(filters),
-            weights=parse_weights(weights or []),
+            weights={"color": settings.w_color, **parse_weights(weights or [])},
             aggregation=aggregation,
             keyword_norm=keyword_norm,
             window=window or settings.candidates,

@@ -69,6 +69,15 @@ class ColorHistogramVectorizer(ImageVectorizer):
         return unit_rows(np.stack([self._one(img) for img in images]))
 
 
+COLOR_SPACE = "color"  # the palette signal stored beside every image model's vectors
+
+
+def color_vectorizer() -> ImageVectorizer:
+    """The colour/style vectorizer of the ``color`` space: the background-free HSV histogram,
+    computed from images the image model already decoded (no second model inference)."""
+    return ColorHistogramVectorizer()
+
+
 BASELINES: dict[str, type[ImageVectorizer]] = {
     PixelVectorizer.name: PixelVectorizer,
     ColorHistogramVectorizer.name: ColorHistogramVectorizer,

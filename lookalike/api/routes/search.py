@@ -15,6 +15,8 @@ from lookalike.api.routes.sessions import SessionQueryDep
 from lookalike.api.schemas import SearchOut
 from lookalike.errors import InvalidInput
 from lookalike.settings import Settings
+from lookalike.vectorizers.baselines import COLOR_SPACE, color_vectorizer
+from lookalike.vectors import unit_mean
 
 router = APIRouter(tags=["search"])
 
@@ -174,7 +176,10 @@ async def search_by_image(
     def answer() -> Any:
         vectors = _image_model(request, settings).embed_images(images)
         query = vectors[0] if len(vectors) == 1 else vectors
-        req = params.request(settings, query=q, filters=filters, query_vectors={"image": query})
+        wanted: dict[str, np.ndarray] = {"image": query}
+        if settings.color_vectors:  # the images' palette, as the pipeline stores it
+            wanted[COLOR_SPACE] = unit_mean(color_vectorizer().embed_images(images))
+        req = params.request(settings, query=q, filters=filters, query_vectors=wanted)
         return session.run(engine, req)
 
     return await run_in_threadpool(answer)

@@ -21,6 +21,7 @@ from lookalike.vectors import unit as unit_vector
 from lookalike.vectors import unit_mean
 
 IMAGE_SPACE = "image"
+COLOR_SPACE = "color"  # per-image colour vectors share the image cache (keyed hash, model)
 MAX_ID_CHARS = 512
 
 
@@ -140,6 +141,10 @@ def _prepare_images(doc: Document) -> tuple[list[Any], list[Any], list[np.ndarra
             tag = _check_model(doc.id, doc.models, IMAGE_SPACE)
             cached.append((img.hash, tag, int(vec.shape[0]), to_blob(vec)))
             unit.append(vec)
+            if img.color is not None:  # the image's colour vector, cached by hash the same way
+                color = _check_vector(doc.id, f"{where} color", img.color)
+                color_tag = _check_model(doc.id, doc.models, COLOR_SPACE)
+                cached.append((img.hash, color_tag, int(color.shape[0]), to_blob(color)))
         has_vector = int(img.vector is not None)
         images.append((img.position, str(img.uri), img.hash, img.error, has_vector))
     return images, cached, unit

@@ -125,9 +125,9 @@ def cache_id(image_hash: str, model: str) -> str:
 
 
 def cache_entries(doc: Document) -> list[tuple[str, JsonDict]]:
-    """Image-cache documents for every embedded image of a product."""
+    """Image-cache documents for every embedded image of a product (and its colour vector)."""
     model = doc.models.get("image", "")
-    return [
+    out = [
         (
             cache_id(i.hash, model),
             {"hash": i.hash, "model": model, "vector": [float(x) for x in i.vector]},
@@ -135,3 +135,13 @@ def cache_entries(doc: Document) -> list[tuple[str, JsonDict]]:
         for i in doc.images
         if i.hash and i.vector is not None
     ]
+    color = doc.models.get("color", "")  # per-image colour vectors, cached the same way
+    out += [
+        (
+            cache_id(i.hash, color),
+            {"hash": i.hash, "model": color, "vector": [float(x) for x in i.color]},
+        )
+        for i in doc.images
+        if i.hash and i.color is not None and color
+    ]
+    return out
