@@ -196,7 +196,7 @@ class OpenSearchEngine(Cluster, Engine):
         return self.projections().get(space)
 
     def projections(self) -> dict[str, Projection]:
-        now = time.monotonic()
+        now = projected.clock()
         cache = self._projection_cache
         if cache is None or now - cache[0] > projected.CACHE_SECONDS:
             self.forget_mapping()  # a projected field may have been added meanwhile

@@ -32,6 +32,11 @@ CACHE_SECONDS = 1.0  # how stale a process's view of the registered projections 
 PAGE = 500
 
 
+def clock() -> float:
+    """The clock of the projection cache (monotonic)."""
+    return time.monotonic()
+
+
 def read_all(engine: OpenSearchEngine) -> dict[str, Projection]:
     """Every registered projection, by served space."""
     if not engine._exists(engine.projection_index):
