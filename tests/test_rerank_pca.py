@@ -78,3 +78,17 @@ def test_cli_fits_and_drops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert "no PCA was served" in runner.invoke(app, ["pca", "--drop"]).output
     with EmbeddedEngine(tmp_path / "data") as engine:
         np.testing.assert_allclose(engine.vectors(["p01"])["p01"], full, atol=1e-6)
+
+
+def test_fitting_again_fits_the_full_vectors(tmp_path: Path) -> None:
+    """A refit reads the stored vectors, not the reduced ones being served."""
+    docs, vecs = build_catalogue()
+    with EmbeddedEngine(tmp_path / "data") as engine:
+        engine.upsert(docs)
+        pca.fit_engine(engine, "image", 4)
+        assert engine.vectors(["p01"])["p01"].shape == (4,)
+        again = pca.fit_engine(engine, "image", 3)
+        assert again.input_dim == 8 and engine.vectors(["p01"])["p01"].shape == (3,)
+        np.testing.assert_allclose(
+            engine.vectors(["p01"])["p01"], again.reduce(vecs["image"]["p01"])[0], atol=1e-5
+        )
