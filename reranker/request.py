@@ -15,8 +15,24 @@ from reranker.imagesets import MAX_SET_IMAGES, SetOptions
 from reranker.scoring import AGGREGATIONS, KEYWORD_NORMS
 
 MAX_ANCHORS = 20  # anchors + negatives together
-SIGNALS = ("visual", "color", "text", "attributes", "keyword", "negative")
-SPACES = {"visual": "image", "color": "color", "text": "text", "attributes": "attributes"}
+SIGNALS = (
+    "visual",
+    "color",
+    "tuned",
+    "tuned_color",
+    "text",
+    "attributes",
+    "keyword",
+    "negative",
+)
+SPACES = {
+    "visual": "image",
+    "color": "color",
+    "tuned": "tuned",  # served by `lookalike tune`'s head from the image vectors
+    "tuned_color": "tuned_color",  # ... and from the colour vectors
+    "text": "text",
+    "attributes": "attributes",
+}
 
 # Defaults: looks first; the palette (``color``: the images' background-free HSV histogram)
 # adds what an ImageNet model barely sees, at 0.15 (the best category+colour P@10 of
@@ -26,6 +42,8 @@ SPACES = {"visual": "image", "color": "color", "text": "text", "attributes": "at
 DEFAULT_WEIGHTS: dict[str, float] = {
     "visual": 1.0,
     "color": 0.15,
+    "tuned": 0.0,  # off until asked for: `lookalike tune` prints the weights it was trained for
+    "tuned_color": 0.0,
     "text": 0.3,
     "attributes": 0.3,
     "keyword": 0.1,

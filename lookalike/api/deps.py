@@ -76,6 +76,12 @@ class RerankParams:
         w_color: Annotated[
             Weight, Query(description="Weight of colour/style (palette) similarity.")
         ] = None,
+        w_tuned: Annotated[
+            Weight, Query(description="Weight of the tuned head's image space.")
+        ] = None,
+        w_tuned_color: Annotated[
+            Weight, Query(description="Weight of the tuned head's colour space.")
+        ] = None,
         w_text: Annotated[Weight, Query(description="Weight of text-embedding similarity.")] = None,
         w_attributes: Annotated[Weight, Query(description="Weight of attribute overlap.")] = None,
         w_keyword: Annotated[Weight, Query(description="Weight of the normalised BM25.")] = None,
@@ -109,6 +115,8 @@ class RerankParams:
         raw = {
             "visual": w_visual,
             "color": w_color,
+            "tuned": w_tuned,
+            "tuned_color": w_tuned_color,
             "text": w_text,
             "attributes": w_attributes,
             "keyword": w_keyword,

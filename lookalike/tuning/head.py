@@ -1,0 +1,96 @@
+"""The tuned head: one linear tower per stored space, each served as a Projection.
+
+A tower is two linear layers without a non-linearity between them (``in -> hidden -> out``):
+they train better than one wide matrix on a few thousand products (the bottleneck is a
+low-rank prior) and still collapse into one linear map, so the engines serve each tower as a
+:class:`~lookalike.projections.Projection` of its stored space: ``image -> tuned`` and
+``color -> tuned_color``, applied to stored vectors, later writes and raw query vectors alike.
+
+The head's vector is ``[√m_1 t_1, √m_2 t_2] / √Σm`` for unit tower outputs ``t_i`` and mix
+weights ``m_i``: a unit vector whose cosine to another is ``Σ m_i cos(t_i, t_i') / Σm``, which
+is exactly what the re-ranker computes from the two served spaces with signal weights in the
+ratio of ``m``. Training pulls every product towards a learned proxy of each of its labels
+(normalised softmax, ``scale`` the inverse temperature), one classifier per label, so the
+cosine of two tuned vectors grows with the labels they share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from lookalike.projections import Projection
+
+KIND = "head"
+SERVED = {"image": "tuned", "color": "tuned_color"}  # source space -> the space it serves
+
+
+class Tower(nn.Module):
+    """``x -> W2 (W1 (x - mean) + b1) + b2``, unit length."""
+
+    def __init__(self, mean: np.ndarray, hidden: int, out: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.first = nn.Linear(len(mean), hidden)
+        self.second = nn.Linear(hidden, out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean: torch.Tensor = self.mean  # type: ignore[assignment]
+        return nn.functional.normalize(self.second(self.first(x - mean)), dim=1)
+
+    def projection(self, source: str, model: str, info: Mapping[str, Any]) -> Projection:
+        """The two layers as one linear map ``W = W2 W1``, ``b = W2 b1 + b2`` (float64 product)."""
+        w1 = self.first.weight.detach().double()
+        w2 = self.second.weight.detach().double()
+        b = w2 @ self.first.bias.detach().double() + self.second.bias.detach().double()
+        mean: torch.Tensor = self.mean  # type: ignore[assignment]
+        return Projection(
+            kind=KIND,
+            source=source,
+            space=SERVED[source],
+            model=model,
+            weights=(w2 @ w1).numpy().astype(np.float32),
+            mean=mean.detach().numpy().copy(),
+            bias=b.numpy().astype(np.float32),
+            info=dict(info),
+        )
+
+
+class Head(nn.Module):
+    """Towers over several spaces, mixed into one unit vector, and cosine label classifiers."""
+
+    towers: nn.ModuleList
+
+    def __init__(
+        self,
+        means: Sequence[np.ndarray],
+        mix: Sequence[float],
+        hidden: int,
+        out: Sequence[int],
+        classes: Sequence[int],
+        scale: float,
+    ) -> None:
+        super().__init__()
+        self.towers = nn.ModuleList([Tower(m, hidden, d) for m, d in zip(means, out, strict=True)])
+        total = float(sum(mix))
+        self.register_buffer("root_mix", torch.tensor([(m / total) ** 0.5 for m in mix]))
+        width = sum(out)
+        self.proxies = nn.ParameterList(
+            [nn.Parameter(torch.randn(n, width) / width**0.5) for n in classes]
+        )
+        self.scale = scale
+
+    def forward(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        root: torch.Tensor = self.root_mix  # type: ignore[assignment]
+        parts = [
+            root[i] * tower(x) for i, (tower, x) in enumerate(zip(self.towers, xs, strict=True))
+        ]
+        return torch.cat(parts, dim=1)
+
+    def logits(self, z: torch.Tensor) -> list[torch.Tensor]:
+        """Scaled cosines of the head's vectors to every label's class proxies."""
+        return [self.scale * z @ nn.functional.normalize(p, dim=1).T for p in self.proxies]

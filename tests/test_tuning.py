@@ -1,0 +1,98 @@
+"""`lookalike tune` on real data: a head trained on a fashion-10k slice's stored MobileNetV2 and
+colour vectors keeps its gain on held-out products (a floor, not a timing), is served as the
+spaces ``tuned``/``tuned_color`` for every product (unlabelled and later ones too), is the
+same under a seed, replaces itself on a re-tune and is refused for another model's vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.context import IndexContext, build_context
+from indexer.run import index_catalogue
+from lookalike.datasets import convert_dataset
+from lookalike.errors import ConfigError
+from lookalike.tuning.train import TuneOptions, TuneReport, tune
+from reranker.evaluation import evaluate_holdout
+from tests.conftest import FASHION, model_settings, needs_shared, write_catalogue
+
+pytestmark = pytest.mark.slow
+SLICE = 2000
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[IndexContext, TuneReport]]:
+    needs_shared(FASHION)  # skips with the reason when ../shared is absent
+    folder = tmp_path_factory.mktemp("tuning")
+    catalogue = folder / "fashion.jsonl"
+    assert convert_dataset("fashion-10k", FASHION, catalogue, limit=SLICE) == SLICE
+    ctx = build_context(model_settings(folder / "data"))  # type: ignore[arg-type]
+    index_catalogue(catalogue, ctx, batch_size=128)
+    report = tune(ctx.engine, TuneOptions(seed=0))
+    yield ctx, report
+    ctx.engine.close()
+
+
+def test_the_gain_holds_on_held_out_products(tuned: tuple[IndexContext, TuneReport]) -> None:
+    ctx, report = tuned
+    assert report.products == SLICE and report.test > 300
+    # floors well under what this slice gives (BENCHMARKS.md "Tuned head"), far above raw
+    assert report.after["color"] >= report.before["color"] + 0.10, report
+    assert report.after["category"] >= report.before["category"] - 0.02, report
+    # the re-ranker, reading the served spaces, scores as the head was trained
+    served = evaluate_holdout(ctx.engine, ("category", "color"), 10, 0, report.weights)
+    assert served.labels["color"].precision == pytest.approx(report.after["color"], abs=0.03)
+    assert served.labels["category"].precision == pytest.approx(report.after["category"], abs=0.03)
+
+
+def test_every_product_has_tuned_vectors_later_ones_too(
+    tuned: tuple[IndexContext, TuneReport], tmp_path: Path
+) -> None:
+    ctx, _ = tuned
+    ids = ctx.engine.all_ids()
+    for space, dim in (("tuned", 128), ("tuned_color", 64)):
+        found = ctx.engine.vectors(ids, space)
+        assert len(found) == len(ids)
+        assert {len(v) for v in found.values()} == {dim}
+    # a product indexed after the tune, without any label, gets tuned vectors all the same
+    image = sorted((FASHION / "images").glob("*.jpg"))[-1]
+    record = {"id": "unlabelled-new", "title": "no labels", "images": [str(image)]}
+    write_catalogue(tmp_path, [record], draw=False)
+    index_catalogue(tmp_path / "catalogue.jsonl", ctx)
+    got = ctx.engine.vectors(["unlabelled-new"], "tuned")
+    assert got["unlabelled-new"].shape == (128,)
+    assert float(np.linalg.norm(got["unlabelled-new"])) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_same_seed_same_head_and_a_retune_replaces_it(
+    tuned: tuple[IndexContext, TuneReport],
+) -> None:
+    ctx, _ = tuned
+    first = tune(ctx.engine, TuneOptions(seed=0))
+    again = tune(ctx.engine, TuneOptions(seed=0))
+    assert again.tags == first.tags and again.after == first.after
+    other = tune(ctx.engine, TuneOptions(seed=1, epochs=2))
+    assert other.tags["tuned"] != first.tags["tuned"]
+    served = ctx.engine.projections()
+    assert {s: p.tag for s, p in served.items() if s.startswith("tuned")} == other.tags
+    tune(ctx.engine, TuneOptions(seed=0))  # leave the module's head as it was
+
+
+def test_refused_for_another_models_vectors(tuned: tuple[IndexContext, TuneReport]) -> None:
+    ctx, _ = tuned
+    head = ctx.engine.projection("tuned")
+    assert head is not None
+    foreign = type(head)(
+        kind=head.kind,
+        source=head.source,
+        space=head.space,
+        model="another-model@1",
+        weights=head.weights,
+        mean=head.mean,
+        bias=head.bias,
+    )
+    with pytest.raises(ConfigError, match="fitted on another-model@1"):
+        ctx.engine.set_projection(foreign)
