@@ -96,3 +96,19 @@ def test_refused_for_another_models_vectors(tuned: tuple[IndexContext, TuneRepor
     )
     with pytest.raises(ConfigError, match="fitted on another-model@1"):
         ctx.engine.set_projection(foreign)
+
+
+def test_gap_filling_votes_in_the_tuned_space(tuned: tuple[IndexContext, TuneReport]) -> None:
+    from lookalike.analysis.gapfill import best_space, propose
+    from lookalike.tuning.serving import head_matrix
+
+    ctx, _ = tuned
+    assert best_space(ctx.engine) == "tuned"
+    # the product indexed without labels (or any product missing a colour) gets a proposal
+    found = propose(ctx.engine, "color", limit=None)
+    assert found, "no product misses a colour"
+    first = found[0]
+    rows = head_matrix(ctx.engine, [first.id] + [n.id for n in first.neighbours])
+    expected = rows[1:] @ rows[0]
+    got = [n.similarity for n in first.neighbours]
+    np.testing.assert_allclose(got, expected, atol=1e-5)

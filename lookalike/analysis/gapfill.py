@@ -6,6 +6,9 @@ similar products *that have the field* vote: each neighbour adds its cosine simi
 the heaviest value; its confidence is that value's share of the whole vote, in [0, 1]. The
 neighbours are the provenance. Values inferred earlier never vote (errors do not spread).
 
+Neighbours are found in the best space the engine serves: the tuned head's (``lookalike
+tune``, trained on the catalogue's own labels) when there is one, else the image model's.
+
 Rejected values are remembered (metadata key ``gapfill:rejected``) and not proposed again
 for that product; the next heaviest value is proposed instead. Accepting writes the value
 back through :func:`lookalike.analysis.writeback.write_values`, marked as inferred.
@@ -33,6 +36,7 @@ from lookalike.documents import Product
 from lookalike.engines import Engine
 from lookalike.errors import InvalidInput, NotFound
 from lookalike.filters import Filter
+from lookalike.tuning.serving import has_head, head_matrix
 from lookalike.vectors import unit_rows
 
 REJECTED_KEY = "gapfill:rejected"
@@ -92,11 +96,19 @@ def _products(engine: Engine, ids: Sequence[str]) -> dict[str, Product]:
     return out
 
 
-def _vectors(engine: Engine, ids: list[str]) -> tuple[list[str], np.ndarray]:
-    """The ids that have a visual vector and their unit rows."""
+def best_space(engine: Engine) -> str:
+    """``tuned`` when a tuned head serves the catalogue, else ``image``."""
+    return "tuned" if has_head(engine) else "image"
+
+
+def _vectors(engine: Engine, ids: list[str], space: str = "image") -> tuple[list[str], np.ndarray]:
+    """The ids that have a vector in ``space`` (``tuned``: the head's) and their unit rows."""
     if not ids:
         return [], np.zeros((0, 0), dtype=np.float32)
-    matrix = np.asarray(engine.vector_matrix(ids, "image"), dtype=np.float32)
+    if space == "tuned":
+        matrix = head_matrix(engine, ids)
+    else:
+        matrix = np.asarray(engine.vector_matrix(ids, space), dtype=np.float32)
     keep = np.linalg.norm(matrix, axis=1) > 0
     return [p for p, ok in zip(ids, keep.tolist(), strict=True) if ok], unit_rows(
         matrix[keep], dtype=None
@@ -117,13 +129,15 @@ class _Voters:
     matrix: np.ndarray
 
     @classmethod
-    def build(cls, engine: Engine, products: dict[str, Product], fld: str) -> _Voters:
+    def build(
+        cls, engine: Engine, products: dict[str, Product], fld: str, space: str = "image"
+    ) -> _Voters:
         labelled = sorted(
             pid
             for pid, p in products.items()
             if field_values(p, fld) and fld not in p.attributes.get(INFERRED_KEY, [])
         )
-        ids, matrix = _vectors(engine, labelled)
+        ids, matrix = _vectors(engine, labelled, space)
         return cls(ids, [field_values(products[pid], fld)[0] for pid in ids], matrix)
 
     def neighbours(self, queries: np.ndarray, k: int) -> list[list[Neighbour]]:
@@ -152,9 +166,11 @@ def propose(
     limit: int | None = 50,
     filters: Filter | None = None,
     ids: Sequence[str] | None = None,
+    space: str | None = None,
 ) -> list[Proposal]:
     """Proposals for products missing ``fld`` (those matching ``filters``, or ``ids``), the most
-    confident first; every product of the catalogue that has the field can vote."""
+    confident first; every product of the catalogue that has the field can vote, neighbours
+    in ``space`` (``image``, ``tuned``; default :func:`best_space`)."""
     fld = check_field(fld)
     if k < 1:
         raise InvalidInput(f"k must be at least 1, got {k}")
@@ -162,8 +178,9 @@ def propose(
         raise InvalidInput(f"min_confidence must be in [0, 1], got {min_confidence}")
     if limit is not None and limit < 1:
         raise InvalidInput(f"limit must be at least 1, got {limit}")
+    space = space or best_space(engine)
     products = _products(engine, engine.all_ids())
-    voters = _Voters.build(engine, products, fld)
+    voters = _Voters.build(engine, products, fld, space)
     if ids is not None:
         candidates = [pid for pid in dict.fromkeys(ids) if pid in products]
     else:
@@ -171,7 +188,7 @@ def propose(
     missing = [
         pid for pid in candidates if pid in products and not field_values(products[pid], fld)
     ]
-    missing_ids, queries = _vectors(engine, missing)
+    missing_ids, queries = _vectors(engine, missing, space)
     rejected = rejections(engine)
     proposals = []
     for pid, near in zip(missing_ids, voters.neighbours(queries, k), strict=True):
@@ -201,9 +218,10 @@ def accept(engine: Engine, pid: str, fld: str, value: str, k: int = DEFAULT_K) -
     for it as provenance; returns that provenance."""
     fld, value = check_field(fld), check_value(value)
     _missing_product(engine, pid, fld)
+    space = best_space(engine)
     products = _products(engine, engine.all_ids())
-    voters = _Voters.build(engine, products, fld)
-    ids, query = _vectors(engine, [pid])
+    voters = _Voters.build(engine, products, fld, space)
+    ids, query = _vectors(engine, [pid], space)
     near = voters.neighbours(query, k)[0] if ids else []
     total = sum(max(n.similarity, 0.0) for n in near)
     support = sum(max(n.similarity, 0.0) for n in near if n.value == value)
