@@ -112,3 +112,34 @@ def test_gap_filling_votes_in_the_tuned_space(tuned: tuple[IndexContext, TuneRep
     expected = rows[1:] @ rows[0]
     got = [n.similarity for n in first.neighbours]
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_tune_on_the_live_opensearch_node(tmp_path: Path) -> None:
+    """The same head, served by OpenSearch: every product's tuned vectors, later writes too,
+    and the re-ranker reading them (one small slice; the quality floor is above)."""
+    from tests.opensearch_live import live_client, opensearch_url, unique_prefix
+
+    opensearch_url()  # skips with the reason without a live node
+    pytest.importorskip("opensearchpy")
+    needs_shared(FASHION)
+    from lookalike.engines.opensearch import OpenSearchEngine
+
+    catalogue = tmp_path / "fashion.jsonl"
+    convert_dataset("fashion-10k", FASHION, catalogue, limit=300)
+    engine = OpenSearchEngine(client=live_client(), prefix=unique_prefix(), drop_on_close=True)
+    ctx = build_context(model_settings(tmp_path / "data"), engine=engine)  # type: ignore[arg-type]
+    try:
+        index_catalogue(catalogue, ctx, batch_size=100)
+        report = tune(engine, TuneOptions(seed=0, epochs=5))
+        assert set(engine.projections()) >= {"tuned", "tuned_color"}
+        ids = engine.all_ids()
+        assert len(engine.vectors(ids, "tuned")) == len(ids) == 300
+        image = sorted((FASHION / "images").glob("*.jpg"))[-1]
+        write_catalogue(tmp_path / "later", [{"id": "later", "images": [str(image)]}], draw=False)
+        index_catalogue(tmp_path / "later" / "catalogue.jsonl", ctx)
+        engine.refresh()
+        assert engine.vectors(["later"], "tuned")["later"].shape == (128,)
+        served = evaluate_holdout(engine, ("category", "color"), 10, 0, report.weights)
+        assert served.test == report.test and served.labels["color"].queries > 0
+    finally:
+        ctx.engine.close()
