@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from lookalike.engines import open_engine  # noqa: E402
 from lookalike.settings import Settings  # noqa: E402
+from lookalike.tuning.train import TuneOptions, served_weights  # noqa: E402
 from reranker.evaluation import evaluate_holdout  # noqa: E402
 
 
@@ -33,7 +34,7 @@ def main() -> int:
     args = ap.parse_args()
     configs = [(f"CNN + color {w}", {"color": float(w)}) for w in args.weights.split(",")]
     if args.tuned:
-        configs.append(("tuned", {"visual": 0.0, "color": 0.0, "tuned": 1.0}))
+        configs.append(("tuned", served_weights(TuneOptions(), ("image", "color"))))
     rows = []
     with open_engine(Settings()) as engine:
         for name, weights in configs:
