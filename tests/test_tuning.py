@@ -143,3 +143,29 @@ def test_tune_on_the_live_opensearch_node(tmp_path: Path) -> None:
         assert served.test == report.test and served.labels["color"].queries > 0
     finally:
         ctx.engine.close()
+
+
+def test_tune_over_http_as_an_admin_job(tmp_path: Path) -> None:
+    """POST /admin/tune trains in the background; the API then serves the tuned weights."""
+    from fastapi.testclient import TestClient
+
+    from lookalike.api.app import create_app
+    from tests.helpers_api import WRITE, api_records, keyed_settings
+    from tests.test_api_ingest import poll
+
+    records = api_records(tmp_path / "catalogue", 24)
+    settings = keyed_settings(tmp_path / "data", tmp_path / "catalogue")
+    with TestClient(create_app(settings)) as c:
+        assert c.post("/products", json=records, headers=WRITE).json()["accepted"] == 24
+        assert c.post("/admin/tune", json={"labels": ["color"]}).status_code == 401
+        started = c.post("/admin/tune", json={"labels": ["color"], "epochs": 3}, headers=WRITE)
+        assert started.status_code == 202, started.text
+        assert started.json()["kind"] == "tune"
+        state = poll(c, started.json()["id"], timeout=120)
+        assert state["state"] == "SUCCESS", state
+        weights = state["result"]["weights"]
+        params = {f"w_{name}": value for name, value in weights.items()}
+        answer = c.get("/products/p0/similar", params={"k": 3, "explain": True, **params})
+        assert answer.status_code == 200, answer.text
+        signals = answer.json()["hits"][0]["explanation"]["signals"]
+        assert {"tuned", "tuned_color"} <= set(signals)

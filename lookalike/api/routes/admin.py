@@ -1,4 +1,4 @@
-"""Admin endpoints (API key required): blue/green re-indexing and job states."""
+"""Admin endpoints (API key required): blue/green re-indexing, tuning and job states."""
 
 from __future__ import annotations
 
@@ -29,9 +29,25 @@ class ReindexIn(BaseModel):
     keep_old: bool = False
 
 
+Label = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class TuneIn(BaseModel):
+    labels: list[Label] = Field(
+        default_factory=lambda: ["category", "color"],
+        min_length=1,
+        max_length=8,
+        description="Fields or attributes to learn from (`lookalike tune --label`).",
+    )
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    epochs: int = Field(10, ge=1, le=200)
+
+
 class JobOut(BaseModel):
     id: str
-    kind: str = Field(description="`reindex` (a thread in the API) or `index_batch` (Celery).")
+    kind: str = Field(
+        description="`reindex` or `tune` (a thread in the API), or `index_batch` (Celery)."
+    )
     state: str = Field(description="PENDING, STARTED, SUCCESS, FAILURE, RETRY...")
     result: dict[str, Any] | None = None
     error: str | None = None
@@ -77,6 +93,23 @@ def start_reindex(request: Request, body: ReindexIn) -> Any:
     once. One re-index at a time (409 while one runs).
     """
     job = local_jobs(request).start("reindex", lambda: _reindex(request, body))
+    return JobOut(id=job.id, kind=job.kind, state=job.state)
+
+
+def _tune(request: Request, body: TuneIn) -> dict[str, Any]:
+    """Train the head on the serving engine's stored vectors; it serves ``tuned`` at once."""
+    from lookalike.tuning.train import TuneOptions, tune
+
+    options = TuneOptions(labels=tuple(body.labels), seed=body.seed, epochs=body.epochs)
+    return tune(request.app.state.engine, options).to_dict()
+
+
+@router.post("/admin/tune", response_model=JobOut, status_code=202)
+def start_tune(request: Request, body: TuneIn) -> Any:
+    """Learn the catalogue's similarity from its labels in the background (`lookalike tune`);
+    GET /jobs/{id} gives the held-out P@10 before and after and the weights to query with.
+    One tune at a time (409 while one runs)."""
+    job = local_jobs(request).start("tune", lambda: _tune(request, body))
     return JobOut(id=job.id, kind=job.kind, state=job.state)
 
 
