@@ -81,3 +81,17 @@ def test_turning_the_colour_signal_off_stores_no_colour_space(
         assert all(COLOR_SPACE not in p.models for p in context.engine.get(ids).values())
     finally:
         context.engine.close()
+
+
+def test_a_pca_serves_the_colour_space_reduced(ctx: IndexContext, catalogue_dir: Path) -> None:
+    from lookalike.pca import fit_engine
+
+    index_catalogue(write_catalogue(catalogue_dir, make_records(24)), ctx)
+    ids = ctx.engine.all_ids()
+    full = ctx.engine.vectors(ids, COLOR_SPACE)
+    pca = fit_engine(ctx.engine, COLOR_SPACE, 8)
+    reduced = ctx.engine.vectors(ids, COLOR_SPACE)
+    assert {len(v) for v in reduced.values()} == {8}
+    np.testing.assert_allclose(reduced[ids[0]], pca.apply(full[ids[0]])[0], atol=1e-5)
+    request = RerankRequest(anchors=(Anchor(ids[0]),), weights={"visual": 0.0, "color": 1.0})
+    assert len(run(ctx.engine, request).hits) == 10
