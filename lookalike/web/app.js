@@ -52,38 +52,25 @@ export const thumbUrl = (id, size = THUMB) =>
 
 class ApiError extends Error {}
 
+// GET a JSON route; the query leaves out empty parameters.
 async function api(path, params = {}) {
   const query = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) {
     if (value !== "" && value !== null && value !== undefined) query.set(key, String(value));
   }
   const qs = query.toString();
-  let response;
-  try {
-    const url = qs ? `${path}?${qs}` : path;
-    response = await fetch(url, { headers: { Accept: "application/json" } });
-  } catch (err) {
-    throw new ApiError(`The server cannot be reached (${err.message}).`);
-  }
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    body = null;
-  }
-  if (!response.ok) {
-    const message = body && body.error ? body.error.message : `HTTP ${response.status}`;
-    throw new ApiError(message);
-  }
-  return body;
+  return send("GET", qs ? `${path}?${qs}` : path);
 }
 
+// One request: the JSON answer, null for a 204, or an ApiError with the API's message.
 async function send(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
     response = await fetch(path, {
       method,
-      headers: { Accept: "application/json", "Content-Type": "application/json" },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
