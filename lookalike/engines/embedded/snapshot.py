@@ -9,11 +9,14 @@ come from the same committed state.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 
 import numpy as np
 
+from lookalike.engines.embedded.ann import AnnIndex
+from lookalike.engines.embedded.ann_files import GraphFiles
 from lookalike.engines.embedded.catalog import Catalog
 from lookalike.engines.embedded.store import (
     Store,
@@ -27,6 +30,7 @@ from lookalike.projections import Projection
 
 FETCH = 16_384
 FULL_RELOAD_SHARE = 0.25  # past this many changes per row, reloading is cheaper
+log = logging.getLogger(__name__)
 
 
 def _served_tag(state: dict[str, tuple[str, str]], space: str, source_model: str) -> str | None:
@@ -42,9 +46,10 @@ def _tag(p: Projection | None) -> str | None:
 class Snapshot:
     """What one process holds in RAM to answer filters and vector queries."""
 
-    def __init__(self, store: Store, policy: AnnPolicy) -> None:
+    def __init__(self, store: Store, policy: AnnPolicy, files: GraphFiles | None = None) -> None:
         self.store = store
         self.policy = policy
+        self.files = files if policy.persist else None
         self.lock = threading.RLock()
         self.catalog = Catalog()
         self.spaces: dict[str, VectorSpace] = {}
@@ -96,7 +101,37 @@ class Snapshot:
                     (r, space.serving(np.frombuffer(b, dtype="<f4", count=d))) for r, d, b in known
                 )
         space.reserve_rows(self.catalog.n)
+        self._adopt_graph(cur, space)
         return space
+
+    def _adopt_graph(self, cur: sqlite3.Cursor, space: VectorSpace) -> None:
+        """Serve through the newest persisted graph of this space, if one fits: its rows
+        changed after the graph's ``seq`` (the change log) are marked stale."""
+        if self.files is None or space.width == 0:
+            return
+        loaded = self.files.load(space.graph_key(), self.seq)
+        if loaded is None:
+            return
+        catalog = self.catalog
+        rows = catalog.rows_for_ords(loaded.ords)
+        changed = [
+            catalog.row_of[pid]
+            for (pid,) in Store.changed_products(cur, loaded.seq, self.seq, "id")
+            if pid in catalog.row_of
+        ]
+        stale = np.asarray(changed, dtype=np.int64)
+        if len(rows):
+            # unchanged since the graph: every label must be a row with a vector here
+            fresh = rows[~np.isin(rows, stale)] if len(stale) else rows
+            if rows.min() < 0 or not space.has(catalog.n)[fresh].all():
+                log.warning("ignoring the ANN graph of %r: its rows do not match", space.name)
+                return
+        space.attach(AnnIndex(loaded.index, rows), stale, loaded.seq)
+
+    def build(self, space: VectorSpace, rows: np.ndarray, wait: bool) -> None:
+        """Start (or run) a graph build over ``rows``, persisted as covering this ``seq``."""
+        with self.lock:
+            space.build_ann(rows, self.lock, wait, self.files, self.seq, self.catalog.ords(rows))
 
     def ensure(self, space: str | None = None) -> VectorSpace | None:
         """Bring the snapshot up to date; load ``space`` if asked and not loaded yet."""
