@@ -60,7 +60,10 @@ def test_second_engine_adopts_the_graph_instead_of_building(tmp_path: Path) -> N
         space = _space(engine)
         assert space.builds == 0 and space.adopted_seq is not None
         assert space.ann is not None and len(space.ann.rows) == N
+        assert space.mapped  # the matrix too: mapped from the saved file, not read from SQLite
         assert again == first
+        got = engine.vectors(ids)
+        assert all(np.allclose(got[p], vecs[i]) for i, p in enumerate(ids))
         # the broad filter goes through the adopted graph too
         flt = Terms("color", ("red",))
         red = _ids(engine.knn(vecs[3], 10, filters=flt))
@@ -82,7 +85,11 @@ def test_rows_written_after_the_graph_are_found(tmp_path: Path) -> None:
         top = _ids(engine.knn(target, 7))
         space = _space(engine)
         assert space.builds == 0 and space.adopted_seq is not None  # 8 of 1200 changed
+        assert space.mapped  # changed rows overlaid copy-on-write
         assert set(top) == {f"new{i}" for i in range(4)} | set(ids[:3])
+        got = engine.vectors([*ids[:4], ids[500], "new0"])
+        assert np.allclose(got[ids[0]], target) and np.allclose(got[ids[3]], vecs[3])
+        assert np.allclose(got["new0"], target) and ids[500] not in got
         assert ids[500] not in _ids(engine.knn(vecs[500], 50))
 
 
@@ -123,6 +130,11 @@ def _no_sidecar(folder: Path) -> None:  # a writer that crashed before the renam
     next((folder / "ann").glob("*.json")).unlink()
 
 
+def _truncated_vectors(folder: Path) -> None:
+    matrix = next((folder / "ann").glob("*.vectors.npy"))
+    matrix.write_bytes(matrix.read_bytes()[:-4096])
+
+
 def _wrong_storage(folder: Path) -> None:
     sidecar = next((folder / "ann").glob("*.json"))
     sidecar.write_text(sidecar.read_text().replace('"sq8"', '"flat"'))
@@ -141,6 +153,18 @@ def test_a_damaged_graph_is_ignored_and_rebuilt(tmp_path: Path, damage: Any) -> 
         assert [_ids(engine.knn(q, 10)) for q in vecs[:3]] == first
         space = _space(engine)
         assert space.builds == 1 and space.adopted_seq is None
+
+
+def test_damaged_saved_vectors_are_read_from_sqlite(tmp_path: Path) -> None:
+    folder = tmp_path / "d"
+    vecs, ids = _filled(folder)
+    first = _built(folder, vecs[:3])
+    _truncated_vectors(folder)
+    with EmbeddedEngine(folder, **OPTS) as engine:
+        assert [_ids(engine.knn(q, 10)) for q in vecs[:3]] == first
+        space = _space(engine)
+        assert not space.mapped and space.builds == 0  # the graph itself is still adopted
+        assert np.allclose(engine.vectors([ids[-1]])[ids[-1]], vecs[-1])
 
 
 def test_another_model_or_projection_ignores_the_graph(tmp_path: Path) -> None:

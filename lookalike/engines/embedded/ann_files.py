@@ -24,6 +24,7 @@ import logging
 import os
 import re
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,9 @@ class GraphKey:
     @property
     def slug(self) -> str:
         """A file-name-safe prefix: the space plus a hash of the identity."""
-        ident = json.dumps(asdict(self), sort_keys=True).encode()
+        fields = asdict(self)
+        del fields["dim"]  # one file series per space and model, as a padded space grows
+        ident = json.dumps(fields, sort_keys=True).encode()
         safe = re.sub(r"[^A-Za-z0-9_-]", "_", self.space)
         return f"{safe}.{hashlib.sha1(ident).hexdigest()[:12]}"
 
@@ -96,36 +99,67 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+@dataclass
+class SavedVectors:
+    """The float32 matrix a graph was built from, to be mapped instead of read from SQLite."""
+
+    matrix: np.ndarray  # [capacity, dim]: rows past ``len(row_ords)`` are zero (a sparse file)
+    dims: np.ndarray  # [capacity] int32, 0 where a row has no vector
+    row_ords: np.ndarray  # SQLite rowid of each catalogue row the matrix holds
+
+
+def _write_matrix(path: Path, v: SavedVectors) -> None:
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=v.matrix.shape)
+    n = len(v.row_ords)
+    for start in range(0, n, 65_536):  # rows past n stay holes in the file
+        out[start : min(n, start + 65_536)] = v.matrix[start : min(n, start + 65_536)]
+    out.flush()
+    del out
+
+
 class GraphFiles:
     """The ``ann/`` folder of one data directory."""
+
+    SUFFIXES = (".faiss", ".ords.npy", ".vectors.npy", ".dims.npy", ".rows.npy")
 
     def __init__(self, data_dir: Path) -> None:
         self.folder = Path(data_dir) / ANN_DIR
 
-    def _paths(self, key: GraphKey, seq: int) -> tuple[Path, Path, Path]:
-        stem = self.folder / f"{key.slug}.{seq}"
-        return (
-            stem.with_name(stem.name + ".faiss"),
-            stem.with_name(stem.name + ".ords.npy"),
-            stem.with_name(stem.name + ".json"),
-        )
+    def _path(self, slug: str, seq: int, suffix: str) -> Path:
+        return self.folder / f"{slug}.{seq}{suffix}"
 
-    def save(self, key: GraphKey, seq: int, index: AnnIndex, ords: np.ndarray) -> Path:
-        """Write a graph covering ``seq`` (graph, labels, then the sidecar); prune older ones."""
+    def save(
+        self,
+        key: GraphKey,
+        seq: int,
+        index: AnnIndex,
+        ords: np.ndarray,
+        vectors: SavedVectors | None = None,
+    ) -> Path:
+        """Write a graph covering ``seq`` (data files, then the sidecar); prune older ones."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        graph, labels, sidecar = self._paths(key, seq)
+        path = partial(self._path, key.slug, seq)
+        graph, labels = path(".faiss"), path(".ords.npy")
         _write_atomic(graph, lambda p: faiss.write_index(index.index, str(p)))
-        ords = np.ascontiguousarray(ords, dtype=np.int64)
-        _write_atomic(labels, lambda p: _save_array(p, ords))
+        _write_atomic(labels, lambda p: _save_array(p, np.asarray(ords, dtype=np.int64)))
+        sizes = {"graph_bytes": graph.stat().st_size, "labels_bytes": labels.stat().st_size}
+        extra: dict[str, Any] = {}
+        if vectors is not None:
+            _write_atomic(path(".vectors.npy"), lambda p: _write_matrix(p, vectors))
+            _write_atomic(path(".dims.npy"), lambda p: _save_array(p, vectors.dims))
+            _write_atomic(path(".rows.npy"), lambda p: _save_array(p, vectors.row_ords))
+            extra = {"matrix_rows": len(vectors.row_ords), "capacity": len(vectors.dims)}
+            for suffix in (".vectors.npy", ".dims.npy", ".rows.npy"):
+                sizes[suffix[1:-4] + "_bytes"] = path(suffix).stat().st_size
         meta = {
             **asdict(key),
             "format": FORMAT,
             "seq": int(seq),
             "rows": len(ords),
-            "graph_bytes": graph.stat().st_size,
-            "labels_bytes": labels.stat().st_size,
+            **sizes,
+            **extra,
         }
-        _write_atomic(sidecar, lambda p: p.write_text(json.dumps(meta, sort_keys=True)))
+        _write_atomic(path(".json"), lambda p: p.write_text(json.dumps(meta, sort_keys=True)))
         _fsync_dir(self.folder)
         self.prune(key, keep=seq)
         return graph
@@ -149,45 +183,78 @@ class GraphFiles:
         for seq, slug, sidecar in self._sidecars(space + "."):
             if seq >= keep or slug.rpartition(".")[0] != space:
                 continue
-            stem = self.folder / f"{slug}.{seq}"
-            for path in (
-                sidecar,
-                stem.with_name(stem.name + ".faiss"),
-                stem.with_name(stem.name + ".ords.npy"),
-            ):
+            for path in (sidecar, *(self._path(slug, seq, s) for s in self.SUFFIXES)):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
 
-    def load(self, key: GraphKey, max_seq: int) -> LoadedGraph | None:
-        """The newest usable graph for ``key`` covering at most ``max_seq``, memory-mapped."""
+    def candidates(self, key: GraphKey, max_seq: int) -> list[dict[str, Any]]:
+        """Sidecars of graphs for ``key`` (any dimension) covering at most ``max_seq``, newest
+        first; ones that are not valid or name another identity are skipped."""
+        found = []
+        want = {**asdict(key), "format": FORMAT}
+        del want["dim"]  # a padded space grows: the caller compares the dimension
         for seq, slug, sidecar in self._sidecars(key.slug + "."):
             if seq > max_seq or slug != key.slug:
                 continue  # built from a newer state than this snapshot has
             try:
-                return self._open(key, seq, sidecar)
-            except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+                meta = json.loads(sidecar.read_text())
+                if not isinstance(meta, dict) or meta.get("seq") != seq:
+                    raise ValueError("sidecar is not a JSON object for this file")
+                wrong = [k for k, v in want.items() if meta.get(k) != v]
+                if wrong:
+                    raise ValueError(f"sidecar does not match this space ({', '.join(wrong)})")
+            except (OSError, ValueError) as exc:
                 log.warning("ignoring ANN graph %s: %s", sidecar.name, exc)
-        return None
+                continue
+            found.append(meta)
+        return found
 
-    def _open(self, key: GraphKey, seq: int, sidecar: Path) -> LoadedGraph:
-        meta = json.loads(sidecar.read_text())
-        if not isinstance(meta, dict):
-            raise ValueError("sidecar is not a JSON object")
-        want = {**asdict(key), "format": FORMAT, "seq": seq}
-        wrong = [k for k, v in want.items() if meta.get(k) != v]
-        if wrong:
-            raise ValueError(f"sidecar does not match this space ({', '.join(wrong)})")
-        graph, labels, _ = self._paths(key, seq)
-        for path, field in ((graph, "graph_bytes"), (labels, "labels_bytes")):
-            size = path.stat().st_size
-            if size != meta[field]:
-                raise ValueError(f"{path.name} has {size} bytes, the sidecar says {meta[field]}")
-        ords = np.load(labels, allow_pickle=False)
-        index = faiss.read_index(str(graph), READ_FLAGS)
-        if type(index).__name__ != _INDEX_TYPES[key.storage]:
-            raise ValueError(f"graph is a {type(index).__name__}, expected {key.storage}")
-        if index.ntotal != len(ords) or len(ords) != meta["rows"] or index.d != key.dim:
-            raise ValueError("graph, labels and sidecar disagree on rows or dimension")
-        if ords.dtype != np.int64 or ords.ndim != 1:
-            raise ValueError("labels are not a 1-d int64 array")
-        return LoadedGraph(index, ords, seq)
+    def _checked(self, key: GraphKey, meta: dict[str, Any], suffix: str) -> Path:
+        path = self._path(key.slug, int(meta["seq"]), suffix)
+        field = suffix[1:].split(".")[0] if suffix != ".faiss" else "graph"
+        field = {"ords": "labels"}.get(field, field) + "_bytes"
+        size = path.stat().st_size
+        if size != meta[field]:
+            raise ValueError(f"{path.name} has {size} bytes, the sidecar says {meta[field]}")
+        return path
+
+    def open_graph(self, key: GraphKey, meta: dict[str, Any]) -> LoadedGraph | None:
+        """The graph of a sidecar, memory-mapped; None (logged) when it does not check out."""
+        try:
+            if meta["dim"] != key.dim:
+                raise ValueError(f"graph is {meta['dim']}-d, the space {key.dim}-d")
+            ords = np.load(self._checked(key, meta, ".ords.npy"), allow_pickle=False)
+            index = faiss.read_index(str(self._checked(key, meta, ".faiss")), READ_FLAGS)
+            if type(index).__name__ != _INDEX_TYPES[key.storage]:
+                raise ValueError(f"graph is a {type(index).__name__}, expected {key.storage}")
+            if index.ntotal != len(ords) or len(ords) != meta["rows"] or index.d != key.dim:
+                raise ValueError("graph, labels and sidecar disagree on rows or dimension")
+            if ords.dtype != np.int64 or ords.ndim != 1:
+                raise ValueError("labels are not a 1-d int64 array")
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
+            log.warning("ignoring ANN graph %s.%s: %s", key.slug, meta.get("seq"), exc)
+            return None
+        return LoadedGraph(index, ords, int(meta["seq"]))
+
+    def open_vectors(self, key: GraphKey, meta: dict[str, Any]) -> SavedVectors | None:
+        """The matrix saved with a graph, mapped copy-on-write (``mmap_mode="c"``): pages a
+        process never writes stay shared with every other process in the page cache."""
+        if "matrix_rows" not in meta:
+            return None
+        try:
+            matrix = np.load(self._checked(key, meta, ".vectors.npy"), mmap_mode="c")
+            dims = np.load(self._checked(key, meta, ".dims.npy"), allow_pickle=False)
+            row_ords = np.load(self._checked(key, meta, ".rows.npy"), allow_pickle=False)
+            cap, n = int(meta["capacity"]), int(meta["matrix_rows"])
+            if (
+                matrix.dtype != np.float32
+                or matrix.shape != (cap, meta["dim"])
+                or dims.shape != (cap,)
+                or row_ords.shape != (n,)
+                or n > cap
+            ):
+                raise ValueError("matrix, dims and rows disagree with the sidecar")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring saved vectors %s.%s: %s", key.slug, meta.get("seq"), exc)
+            return None
+        return SavedVectors(matrix.view(np.ndarray), dims.astype(np.int32), row_ords)

@@ -122,6 +122,11 @@ class Catalog:
         self._overlay_post.clear()
         self._overlay_array = None
 
+    @property
+    def rowid_ordered(self) -> bool:
+        """Whether rows follow SQLite rowids, as in every freshly loaded catalogue."""
+        return self._ord_sorted
+
     def ords(self, rows: np.ndarray) -> np.ndarray:
         """The SQLite rowids of ``rows`` (what a persisted graph stores as its labels)."""
         return self._ord[rows].copy()

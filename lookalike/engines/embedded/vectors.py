@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lookalike.engines.embedded.ann import AnnIndex
-from lookalike.engines.embedded.ann_files import GraphFiles, GraphKey
+from lookalike.engines.embedded.ann_files import GraphFiles, GraphKey, SavedVectors
 from lookalike.projections import Projection
 from lookalike.vectors import unit
 
@@ -69,6 +69,7 @@ class VectorSpace:
         self.build_error: str | None = None  # set when a background build failed
         self.builds = 0  # graphs this process built for the space (adopted ones do not count)
         self.adopted_seq: int | None = None  # seq of the persisted graph adopted, if any
+        self.mapped = False  # the matrix is a copy-on-write mapping of a saved one
         # A projection of this model: rows hold projected vectors, raw queries are projected too.
         self.projection: Projection | None = None
 
@@ -90,6 +91,7 @@ class VectorSpace:
         grown = np.zeros((new_cap, max(width, dim)), dtype=np.float32)
         grown[:cap, :width] = self.matrix
         self.matrix = grown
+        self.mapped = False  # outgrew the saved matrix: private until the next saved graph
         self.dims = np.concatenate([self.dims, np.zeros(new_cap - cap, dtype=np.int32)])
         self._stale = np.concatenate([self._stale, np.ones(new_cap - cap, dtype=bool)])
 
@@ -237,10 +239,12 @@ class VectorSpace:
         files: GraphFiles | None = None,
         seq: int = -1,
         ords: np.ndarray | None = None,
+        row_ords: np.ndarray | None = None,
     ) -> None:
         """Build a graph over ``rows`` (live rows with a vector), in the background or not;
         with ``files``, also persist it as covering change ``seq`` (``ords``: the rows'
-        SQLite rowids), after it is installed: queries never wait for the disk."""
+        SQLite rowids; ``row_ords``: those of all catalogue rows, to save the matrix too),
+        after it is installed: queries never wait for the disk."""
         if self.building:
             return  # joining here could deadlock: the build installs under ``lock``
         self._pending = set()
@@ -248,6 +252,9 @@ class VectorSpace:
         dim = self.width
         pol = self.policy
         key = self.graph_key()
+        saved = None
+        if row_ords is not None:  # rows changed from here on are re-read by whoever maps it
+            saved = SavedVectors(self.matrix[:, :dim], self.dims.copy(), row_ords)
 
         def work() -> None:
             try:
@@ -272,7 +279,7 @@ class VectorSpace:
                 self.builds += 1
             if files is not None and ords is not None and seq >= 0:
                 try:
-                    files.save(key, seq, index, ords)
+                    files.save(key, seq, index, ords, saved)
                 except (OSError, RuntimeError) as exc:  # disk full, read-only folder: serve on
                     log.warning("could not persist the ANN graph of %r: %s", self.name, exc)
 
@@ -292,6 +299,13 @@ class VectorSpace:
         self._changes_since_build = len(pending)
         self._pending = None
         self.ann = index
+
+    def adopt_matrix(self, saved: SavedVectors) -> None:
+        """Serve from a saved matrix (mapped copy-on-write) instead of one read from SQLite."""
+        self.matrix = saved.matrix
+        self.dims = saved.dims
+        self._stale = np.ones(len(saved.dims), dtype=bool)
+        self.mapped = True
 
     def attach(self, index: AnnIndex, stale_rows: np.ndarray, seq: int) -> None:
         """Adopt a persisted graph; ``stale_rows`` changed after its ``seq`` (scanned exactly)."""
