@@ -46,6 +46,7 @@ def _built(folder: Path, queries: np.ndarray) -> list[list[str]]:
         first = [_ids(engine.knn(q, 10)) for q in queries]
         space = _space(engine)
         assert space.builds == 1 and space.adopted_seq is None
+        assert space.mapped  # the builder swapped its matrix for the saved one
         assert len(list((folder / "ann").glob("*.json"))) == 1
         return first
 
@@ -232,3 +233,27 @@ def test_persistence_can_be_switched_off(tmp_path: Path) -> None:
         engine.knn(vecs[0], 5)
         assert _space(engine).builds == 1
     assert not (folder / "ann").exists()
+
+
+def test_rows_changed_during_a_build_survive_the_swap_to_the_saved_matrix(tmp_path: Path) -> None:
+    folder = tmp_path / "d"
+    vecs, ids = _filled(folder)
+    with EmbeddedEngine(folder, **OPTS) as engine:
+        engine.knn(vecs[0], 5)
+        space = _space(engine)
+        files = engine.snapshot.files
+        assert files is not None and space.mapped
+        meta = files.candidates(space.graph_key(), engine.snapshot.seq)[0]
+        # as if these writes landed while the graph was being written: the file has the old rows
+        engine.upsert([doc(p, vecs[-1], fp="v2") for p in ids[:5]])
+        engine.delete([ids[5]])
+        engine.refresh()
+        saved = files.open_vectors(space.graph_key(), meta)
+        assert saved is not None and np.allclose(saved.matrix[0, :DIM], vecs[0])
+        with engine.snapshot.lock:
+            space._remap(saved)
+        assert space.matrix is saved.matrix
+        got = engine.vectors(ids[:7])
+        assert all(np.allclose(got[p], vecs[-1]) for p in ids[:5])
+        assert ids[5] not in got and np.allclose(got[ids[6]], vecs[6])
+        assert set(_ids(engine.knn(vecs[-1], 6))) == {*ids[:5], ids[-1]}

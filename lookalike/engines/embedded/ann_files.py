@@ -135,8 +135,9 @@ class GraphFiles:
         index: AnnIndex,
         ords: np.ndarray,
         vectors: SavedVectors | None = None,
-    ) -> Path:
-        """Write a graph covering ``seq`` (data files, then the sidecar); prune older ones."""
+    ) -> dict[str, Any]:
+        """Write a graph covering ``seq`` (data files, then the sidecar); prune older ones.
+        Returns the sidecar."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = partial(self._path, key.slug, seq)
         graph, labels = path(".faiss"), path(".ords.npy")
@@ -162,7 +163,7 @@ class GraphFiles:
         _write_atomic(path(".json"), lambda p: p.write_text(json.dumps(meta, sort_keys=True)))
         _fsync_dir(self.folder)
         self.prune(key, keep=seq)
-        return graph
+        return meta
 
     def _sidecars(self, prefix: str) -> list[tuple[int, str, Path]]:
         """``(seq, slug, sidecar)`` of graphs whose slug starts with ``prefix``, newest first."""

@@ -279,9 +279,14 @@ class VectorSpace:
                 self.builds += 1
             if files is not None and ords is not None and seq >= 0:
                 try:
-                    files.save(key, seq, index, ords, saved)
+                    meta = files.save(key, seq, index, ords, saved)
                 except (OSError, RuntimeError) as exc:  # disk full, read-only folder: serve on
                     log.warning("could not persist the ANN graph of %r: %s", self.name, exc)
+                    return
+                mapped = files.open_vectors(key, meta) if saved is not None else None
+                if mapped is not None:
+                    with lock:
+                        self._remap(mapped)
 
         if wait:
             work()
@@ -305,6 +310,22 @@ class VectorSpace:
         self.matrix = saved.matrix
         self.dims = saved.dims
         self._stale = np.ones(len(saved.dims), dtype=bool)
+        self.mapped = True
+
+    def _remap(self, saved: SavedVectors) -> None:
+        """Swap the private matrix for the one just saved (so the builder shares it too),
+        after copying in the rows changed since: only stale rows can differ from the file."""
+        if saved.matrix.shape != self.matrix.shape:
+            return  # grew meanwhile: stay private until the next saved graph
+        rows = np.flatnonzero(self._stale)
+        for start in range(0, len(rows), GATHER_BLOCK * 16):
+            block = rows[start : start + GATHER_BLOCK * 16]
+            new, old = self.matrix[block], saved.matrix[block]
+            differ = block[(new != old).any(axis=1) | (self.dims[block] != saved.dims[block])]
+            saved.matrix[differ] = self.matrix[differ]  # copy-on-write: only these pages
+            saved.dims[differ] = self.dims[differ]
+        self.matrix = saved.matrix
+        self.dims = saved.dims
         self.mapped = True
 
     def attach(self, index: AnnIndex, stale_rows: np.ndarray, seq: int) -> None:
