@@ -1,18 +1,20 @@
 """HNSW graphs on disk, next to the database: built once, memory-mapped by every process.
 
-A graph covers the rows alive at one change sequence number ``seq``. It is stored as three
-files under ``<data_dir>/ann/``: ``<stem>.faiss`` (faiss.write_index), ``<stem>.ords.npy``
-(the SQLite rowid of each label, so any process maps labels to its own catalogue rows) and
-``<stem>.json``, the sidecar naming what the graph is (space, source space, model tag,
-projection tag, dim, storage, M, seq, row count, file size). Each file is written under a
-temporary name, fsynced and renamed; the sidecar goes last, so a graph without a sidecar
-(a crashed writer) is never read. A reader takes the newest sidecar whose identity matches
-the space it serves and whose files check out (sizes, row count, faiss header); anything
-else is skipped with a warning, and the space builds its own graph as before.
+A graph covers the rows alive at one change sequence number ``seq``. Under
+``<data_dir>/ann/`` it is ``<stem>.faiss`` (faiss.write_index), ``<stem>.ords.npy`` (the
+SQLite rowid of each label, so any process maps labels to its own catalogue rows), the
+matrix it was built from (``.vectors.npy`` float32, capacity rows, ``.dims.npy`` and
+``.rows.npy``: the rowid of each catalogue row it holds) and ``<stem>.json``, the sidecar
+naming what the graph is (space, source space, model tag, projection tag, dim, storage, M,
+seq, row counts, file sizes). Each file is written under a temporary name, fsynced and
+renamed; the sidecar goes last, so a graph without a sidecar (a crashed writer) is never
+read. A reader takes the newest sidecar whose identity matches the space it serves and
+whose files check out (sizes, row counts, faiss header); anything else is skipped with a
+warning, and the space reads SQLite and builds its own graph as before.
 
-Opened with ``IO_FLAG_MMAP_IFC``: faiss maps the codes and the neighbour lists from the
-file instead of copying them, so processes on one data directory share one copy of the
-graph in the page cache.
+The graph is opened with ``IO_FLAG_MMAP_IFC``: faiss maps the codes and the neighbour lists
+from the file instead of copying them; the matrix with ``mmap_mode="c"``. Processes on one
+data directory share one copy of both in the page cache.
 """
 
 from __future__ import annotations
