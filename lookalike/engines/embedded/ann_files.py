@@ -5,12 +5,13 @@ A graph covers the rows alive at one change sequence number ``seq``. Under
 SQLite rowid of each label, so any process maps labels to its own catalogue rows), the
 matrix it was built from (``.vectors.npy`` float32, capacity rows, ``.dims.npy`` and
 ``.rows.npy``: the rowid of each catalogue row it holds) and ``<stem>.json``, the sidecar
-naming what the graph is (space, source space, model tag, projection tag, dim, storage, M,
-seq, row counts, file sizes). Each file is written under a temporary name, fsynced and
-renamed; the sidecar goes last, so a graph without a sidecar (a crashed writer) is never
-read. A reader takes the newest sidecar whose identity matches the space it serves and
-whose files check out (sizes, row counts, faiss header); anything else is skipped with a
-warning, and the space reads SQLite and builds its own graph as before.
+naming what the graph is (space, source space, model tag, projection tag, dim, storage,
+M, seq, row counts, file sizes); ``<stem>`` is ``<space>.<hash>.<seq>-<token>``. Each
+file is written under a temporary name, fsynced and renamed; the sidecar goes last, so a
+graph without a sidecar (a crashed writer) is never read. A reader takes the newest
+sidecar whose identity matches the space it serves and whose files check out (sizes, row
+counts, faiss header); anything else is skipped with a warning, and the space reads
+SQLite and builds its own graph as before.
 
 The graph is opened with ``IO_FLAG_MMAP_IFC``: faiss maps the codes and the neighbour lists
 from the file instead of copying them; the matrix with ``mmap_mode="c"``. Processes on one
@@ -25,6 +26,7 @@ import json
 import logging
 import os
 import re
+import uuid
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -127,8 +129,8 @@ class GraphFiles:
     def __init__(self, data_dir: Path) -> None:
         self.folder = Path(data_dir) / ANN_DIR
 
-    def _path(self, slug: str, seq: int, suffix: str) -> Path:
-        return self.folder / f"{slug}.{seq}{suffix}"
+    def _path(self, slug: str, stem: str, suffix: str) -> Path:
+        return self.folder / f"{slug}.{stem}{suffix}"
 
     def save(
         self,
@@ -141,7 +143,9 @@ class GraphFiles:
         """Write a graph covering ``seq`` (data files, then the sidecar); prune older ones.
         Returns the sidecar."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = partial(self._path, key.slug, seq)
+        # ``<seq>-<token>``: two processes saving the same seq never mix their files
+        stem = f"{int(seq)}-{uuid.uuid4().hex[:8]}"
+        path = partial(self._path, key.slug, stem)
         graph, labels = path(".faiss"), path(".ords.npy")
         _write_atomic(graph, lambda p: faiss.write_index(index.index, str(p)))
         _write_atomic(labels, lambda p: _save_array(p, np.asarray(ords, dtype=np.int64)))
@@ -158,6 +162,7 @@ class GraphFiles:
             **asdict(key),
             "format": FORMAT,
             "seq": int(seq),
+            "stem": stem,
             "rows": len(ords),
             **sizes,
             **extra,
@@ -167,14 +172,16 @@ class GraphFiles:
         self.prune(key, keep=seq)
         return meta
 
-    def _sidecars(self, prefix: str) -> list[tuple[int, str, Path]]:
-        """``(seq, slug, sidecar)`` of graphs whose slug starts with ``prefix``, newest first."""
+    def _sidecars(self, prefix: str) -> list[tuple[int, str, str, Path]]:
+        """``(seq, stem, slug, sidecar)`` of graphs whose slug starts with ``prefix``, newest
+        first."""
         found = []
         with contextlib.suppress(FileNotFoundError):
             for path in self.folder.glob(f"{prefix}*.json"):
-                slug, _, seq = path.name[: -len(".json")].rpartition(".")
+                slug, _, stem = path.name[: -len(".json")].rpartition(".")
+                seq = stem.partition("-")[0]
                 if seq.isdigit() and not path.name.startswith("."):
-                    found.append((int(seq), slug, path))
+                    found.append((int(seq), stem, slug, path))
         return sorted(found, reverse=True)
 
     def prune(self, key: GraphKey, keep: int) -> None:
@@ -183,10 +190,10 @@ class GraphFiles:
         goes first, so a graph is never half-visible; a process that has one mapped keeps
         reading it: unlinking does not unmap."""
         space = key.slug.rpartition(".")[0]
-        for seq, slug, sidecar in self._sidecars(space + "."):
+        for seq, stem, slug, sidecar in self._sidecars(space + "."):
             if seq >= keep or slug.rpartition(".")[0] != space:
                 continue
-            for path in (sidecar, *(self._path(slug, seq, s) for s in self.SUFFIXES)):
+            for path in (sidecar, *(self._path(slug, stem, s) for s in self.SUFFIXES)):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
 
@@ -196,12 +203,12 @@ class GraphFiles:
         found = []
         want = {**asdict(key), "format": FORMAT}
         del want["dim"]  # a padded space grows: the caller compares the dimension
-        for seq, slug, sidecar in self._sidecars(key.slug + "."):
+        for seq, stem, slug, sidecar in self._sidecars(key.slug + "."):
             if seq > max_seq or slug != key.slug:
                 continue  # built from a newer state than this snapshot has
             try:
                 meta = json.loads(sidecar.read_text())
-                if not isinstance(meta, dict) or meta.get("seq") != seq:
+                if not isinstance(meta, dict) or (meta.get("seq"), meta.get("stem")) != (seq, stem):
                     raise ValueError("sidecar is not a JSON object for this file")
                 wrong = [k for k, v in want.items() if meta.get(k) != v]
                 if wrong:
@@ -213,7 +220,7 @@ class GraphFiles:
         return found
 
     def _checked(self, key: GraphKey, meta: dict[str, Any], suffix: str) -> Path:
-        path = self._path(key.slug, int(meta["seq"]), suffix)
+        path = self._path(key.slug, str(meta["stem"]), suffix)
         field = suffix[1:].split(".")[0] if suffix != ".faiss" else "graph"
         field = {"ords": "labels"}.get(field, field) + "_bytes"
         size = path.stat().st_size
