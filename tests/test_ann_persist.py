@@ -257,3 +257,25 @@ def test_rows_changed_during_a_build_survive_the_swap_to_the_saved_matrix(tmp_pa
         assert all(np.allclose(got[p], vecs[-1]) for p in ids[:5])
         assert ids[5] not in got and np.allclose(got[ids[6]], vecs[6])
         assert set(_ids(engine.knn(vecs[-1], 6))) == {*ids[:5], ids[-1]}
+
+
+def test_a_stale_process_adopts_a_newer_graph_instead_of_rebuilding(tmp_path: Path) -> None:
+    folder = tmp_path / "d"
+    vecs, ids = _filled(folder)
+    _built(folder, vecs[:1])
+    with EmbeddedEngine(folder, **OPTS) as a, EmbeddedEngine(folder, **OPTS) as b:
+        a.knn(vecs[0], 5)
+        b.knn(vecs[0], 5)
+        first = _space(b).adopted_seq
+        assert _space(a).builds == 0 and first is not None
+        rng = np.random.default_rng(5)
+        moved = _clustered(rng, 200, DIM, 12)
+        a.upsert([doc(p, moved[i], fp="v2") for i, p in enumerate(ids[:200])])
+        a.knn(vecs[0], 5)  # 200 of 1200 stale: rebuilds, saves
+        assert _space(a).builds == 1
+        b.upsert([doc("late", vecs[700], fp="v1")])  # written after a's graph
+        hits = _ids(b.knn(moved[3], 3))  # stale too: takes a's graph from disk
+        space = _space(b)
+        assert space.builds == 0 and space.adopted_seq is not None and space.adopted_seq > first
+        assert hits[0] == ids[3]
+        assert set(_ids(b.knn(vecs[700], 2))) == {"late", ids[700]}

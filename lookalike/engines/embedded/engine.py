@@ -295,7 +295,7 @@ class EmbeddedEngine(Engine):
                 row = cat.row_of.get(pid)
                 if row is not None:
                     cand[row] = False
-            if sp.needs_ann(total):
+            if sp.needs_ann(total) and not self.snapshot.adopt_newer(sp):
                 self.snapshot.build(sp, np.flatnonzero(live), not self.policy.background)
             ids = cat.ids
         # The search runs outside the lock, so concurrent queries of one process overlap (the

@@ -162,6 +162,19 @@ class Snapshot:
         space.attach(AnnIndex(loaded.index, rows), stale, loaded.seq)
         return True
 
+    def adopt_newer(self, space: VectorSpace) -> bool:
+        """Take a graph another process saved after this space's one, instead of rebuilding:
+        processes on one data directory share one rebuild too."""
+        if self.files is None or space.building:
+            return False
+        with self.lock, self.store.read() as cur:
+            for meta in self.files.candidates(space.graph_key(), self.seq):
+                if int(meta["seq"]) <= space.graph_seq:
+                    break
+                if self._adopt_graph(cur, space, meta):
+                    return True
+        return False
+
     def build(self, space: VectorSpace, rows: np.ndarray, wait: bool) -> None:
         """Start (or run) a graph build over ``rows``, persisted as covering this ``seq``."""
         with self.lock:

@@ -70,6 +70,7 @@ class VectorSpace:
         self.builds = 0  # graphs this process built for the space (adopted ones do not count)
         self.adopted_seq: int | None = None  # seq of the persisted graph adopted, if any
         self.mapped = False  # the matrix is a copy-on-write mapping of a saved one
+        self.graph_seq = -1  # the change seq the graph covers (-1: none, or not known)
         # A projection of this model: rows hold projected vectors, raw queries are projected too.
         self.projection: Projection | None = None
 
@@ -277,6 +278,7 @@ class VectorSpace:
             with lock:
                 self._install(index, rows)
                 self.builds += 1
+                self.graph_seq = seq
             if files is not None and ords is not None and seq >= 0:
                 try:
                     meta = files.save(key, seq, index, ords, saved)
@@ -336,7 +338,7 @@ class VectorSpace:
         self._stale = stale
         self._changes_since_build = len(stale_rows)
         self.ann = index
-        self.adopted_seq = seq
+        self.adopted_seq = self.graph_seq = seq
 
     def wait(self) -> None:
         """Block until a background build (if any) has finished."""
