@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 from pathlib import Path
 from typing import Any
 
@@ -279,3 +280,26 @@ def test_a_stale_process_adopts_a_newer_graph_instead_of_rebuilding(tmp_path: Pa
         assert space.builds == 0 and space.adopted_seq is not None and space.adopted_seq > first
         assert hits[0] == ids[3]
         assert set(_ids(b.knn(vecs[700], 2))) == {"late", ids[700]}
+
+
+def test_two_builders_of_one_seq_keep_their_files_apart(tmp_path: Path) -> None:
+    folder = tmp_path / "d"
+    vecs, _ = _filled(folder)
+    with EmbeddedEngine(folder, **OPTS) as a, EmbeddedEngine(folder, **OPTS) as b:
+        a.snapshot.ensure("image")
+        b.snapshot.ensure("image")  # both loaded before either graph exists
+        assert a.build_ann() and b.build_ann()
+        assert _space(a).graph_seq == _space(b).graph_seq
+    sidecars = list((folder / "ann").glob("*.json"))
+    assert len(sidecars) == 2  # same seq, different tokens: neither overwrote the other
+    leftover = folder / "ann" / f".{sidecars[0].name.split('.')[0]}.x.faiss.1.tmp"
+    leftover.write_bytes(b"half")
+    os.utime(leftover, (0, 0))  # a writer killed long ago
+    with EmbeddedEngine(folder, **OPTS) as c:
+        first = _ids(c.knn(vecs[0], 5))
+        assert _space(c).builds == 0 and first[0] == "p0000"
+        c.policy.rebuild_share = 0.0
+        c.upsert([doc("extra", vecs[1], fp="v1")])
+        c.knn(vecs[0], 5)  # stale past a zero share: rebuilt, saved, older ones pruned
+        assert _space(c).builds == 1
+    assert len(list((folder / "ann").glob("*.json"))) == 1 and not leftover.exists()

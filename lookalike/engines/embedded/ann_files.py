@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import re
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -39,6 +40,7 @@ from lookalike.engines.embedded.ann import AnnIndex
 
 ANN_DIR = "ann"
 FORMAT = 1
+STALE_TMP_S = 6 * 3600  # a temporary file this old belongs to no live writer
 READ_FLAGS = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY
 _faiss: Any = faiss
 _INDEX_TYPES = {"sq8": "IndexHNSWSQ", "flat": "IndexHNSWFlat"}
@@ -190,6 +192,11 @@ class GraphFiles:
         goes first, so a graph is never half-visible; a process that has one mapped keeps
         reading it: unlinking does not unmap."""
         space = key.slug.rpartition(".")[0]
+        old = time.time() - STALE_TMP_S
+        for tmp in self.folder.glob(f".{space}.*.tmp"):  # left by a writer that was killed
+            with contextlib.suppress(OSError):
+                if tmp.stat().st_mtime < old:
+                    tmp.unlink()
         for seq, stem, slug, sidecar in self._sidecars(space + "."):
             if seq >= keep or slug.rpartition(".")[0] != space:
                 continue

@@ -2,7 +2,9 @@
 
 No server: every process (API workers, indexing workers, CLI) opens the same data
 directory. Writes go to SQLite only; each process follows the change log to keep its own
-derived state (keyword index on disk, shared; vector snapshot in RAM, per process) in step.
+derived state (keyword index on disk, shared; vector snapshot per process, its matrix and
+HNSW graphs mapped from files under ``ann/`` that the first process to build them saves) in
+step.
 """
 
 from __future__ import annotations
