@@ -41,7 +41,9 @@ from lookalike.engines.embedded.ann import AnnIndex
 ANN_DIR = "ann"
 FORMAT = 1
 STALE_TMP_S = 6 * 3600  # a temporary file this old belongs to no live writer
-READ_FLAGS = faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY
+# A faiss with IO_FLAG_MMAP_IFC (1.15 here) maps codes and links in place; an older one
+# (pyproject allows 1.8) reads the graph into RAM: no rebuild still, but no sharing.
+READ_FLAGS = getattr(faiss, "IO_FLAG_MMAP_IFC", 0) | faiss.IO_FLAG_READ_ONLY
 _faiss: Any = faiss
 _INDEX_TYPES = {"sq8": "IndexHNSWSQ", "flat": "IndexHNSWFlat"}
 log = logging.getLogger(__name__)
