@@ -88,6 +88,7 @@ def reindex(
     batch_size: int | None = None,
     keep_old: bool = False,
     progress: Callable[[int], None] | None = None,
+    role: str = "cli",
 ) -> ReindexReport:
     """Rebuild every product with ``image_model`` into a new target, then switch atomically."""
     new_settings = settings.model_copy(
@@ -100,7 +101,9 @@ def reindex(
     size = batch_size or settings.batch_size
     blue = open_engine(settings)
     try:
-        ctx = build_context(new_settings, engine=blue)  # models load before anything is built
+        ctx = build_context(
+            new_settings, engine=blue, role=role
+        )  # models load before anything is built
         models = {"image": ctx.image_vectorizer.tag}
         if ctx.text_embedder is not None:
             models["text"] = ctx.text_embedder.tag

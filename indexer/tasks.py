@@ -19,7 +19,7 @@ from lookalike.settings import Settings
 
 @lru_cache(maxsize=1)
 def worker_context() -> IndexContext:
-    return build_context(Settings())
+    return build_context(Settings(), role="worker")
 
 
 # An engine that does not answer (an OpenSearch node restarting) is waited for: retries after

@@ -181,6 +181,12 @@ class Settings(BaseSettings):
     session_half_life: float = Field(
         1800.0, gt=0, description="Seconds after which an event counts half as much."
     )
+    log_format: str = Field(
+        "text",
+        pattern=r"^(text|json)$",
+        description="`lookalike serve` and `lookalike worker` logs: `text` lines or `json` "
+        "(one object per line, with the request id).",
+    )
 
     @classmethod
     def settings_customise_sources(

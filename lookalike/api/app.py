@@ -11,9 +11,11 @@ from threadpoolctl import threadpool_limits
 from lookalike import __version__
 from lookalike.api.errors import ERROR_RESPONSES, install_error_handlers
 from lookalike.api.limits import BodyLimit
+from lookalike.api.observe import Observe
 from lookalike.api.routes import analysis, images, products, search, sessions, web
 from lookalike.api.routes.admin import router as admin_router
 from lookalike.api.routes.ingest import router as ingest_router
+from lookalike.api.routes.metrics import install_metrics
 from lookalike.api.security import ReadAccess, check_security
 from lookalike.engines import Engine, open_engine
 from lookalike.settings import Settings, get_settings
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Observe, metrics=install_metrics(app))  # outermost: sees every answer
     app.include_router(products.router)
     app.include_router(search.router)
     app.include_router(ingest_router)

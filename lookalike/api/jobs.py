@@ -56,6 +56,7 @@ def index_context(request: Request) -> Any:
             from indexer.context import build_context
 
             state.index_context = build_context(state.settings, engine=state.engine)
+            state.index_context.meter = state.ingest_meter  # counted as the API's ingest
     ctx = state.index_context
     ctx.engine = state.engine  # a reindex may have swapped the engine
     return ctx

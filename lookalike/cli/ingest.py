@@ -11,6 +11,7 @@ import typer
 
 from lookalike.cli.common import JsonOpt, app, console, errors, run
 from lookalike.settings import Settings
+from lookalike.telemetry import IngestMeter
 
 
 @app.command()
@@ -69,6 +70,7 @@ def index(
                     workers=workers or settings.ingest_workers,
                 )
             ctx.engine.close()
+    IngestMeter(settings.redis_url, "cli").add({"records_rejected": len(report.record_errors)})
     for err in report.record_errors:
         console.print(f"[yellow]rejected[/yellow] {err}")
     for image_error in report.batches.image_errors:
@@ -108,6 +110,11 @@ def worker(
     """Run a Celery worker that indexes queued batches."""
     from indexer.celery_app import app as celery_app
 
+    if Settings().log_format == "json":
+        from lookalike.telemetry import configure_logging
+
+        configure_logging("json")
+        celery_app.conf.worker_hijack_root_logger = False
     celery_app.worker_main(
         ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", "lookalike"]
     )

@@ -41,9 +41,18 @@ def serve(
     import uvicorn
 
     from lookalike.api.app import create_app
+    from lookalike.telemetry import configure_logging
 
     settings = Settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+    configure_logging(settings.log_format)
+    # The app writes the access log itself (with request ids); uvicorn's would repeat it.
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 @app.command()

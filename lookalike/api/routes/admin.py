@@ -50,6 +50,7 @@ def _reindex(request: Request, body: ReindexIn) -> dict[str, Any]:
         text_model=body.text_model,
         batch_size=body.batch_size,
         keep_old=body.keep_old,
+        role="api",
     )
     new_settings = settings.model_copy(
         update={

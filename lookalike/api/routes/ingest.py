@@ -132,6 +132,7 @@ def ingest_products(
         else:
             seen[checked.id] = index
             good.append(checked)
+    request.app.state.ingest_meter.add({"records_rejected": len(rejected)})
     out = IngestOut(mode=settings.ingest_mode, accepted=len(good), rejected=rejected, jobs=[])
     if not good:
         response.status_code = 200

@@ -1,0 +1,118 @@
+"""``GET /metrics``: the Prometheus text format, for a scraper (read access like every read).
+
+Besides the HTTP series :mod:`lookalike.api.observe` counts, everything here is collected at
+scrape time: the engine's product count and vector spaces, the ingest counters every process
+(CLI, API, Celery workers) pushed to Redis, and the Celery queue's depth. When Redis does not
+answer, the ingest counters are this API process's own and the queue depth is left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.concurrency import run_in_threadpool
+
+from lookalike.api.observe import HttpMetrics
+from lookalike.pca import TAG_PREFIX
+from lookalike.telemetry import (
+    INGEST_COUNTERS,
+    QUEUE_NAME,
+    IngestMeter,
+    queue_depth,
+    shared_ingest_counts,
+)
+
+router = APIRouter(tags=["health"])
+
+
+class ServiceCollector(Collector):
+    """Gauges and counters read from the engine and Redis when Prometheus scrapes."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state  # the app's state: engine and settings change on a reindex
+
+    def collect(self) -> Iterator[Metric]:
+        engine, settings = self.state.engine, self.state.settings
+        products = GaugeMetricFamily("lookalike_engine_products", "Products the engine holds.")
+        products.add_metric([], engine.count())
+        yield products
+        spaces = GaugeMetricFamily(
+            "lookalike_engine_vector_space",
+            "The vector spaces searched (1 each), with the model and stored PCA of each.",
+            labels=["space", "model", "pca"],
+        )
+        models = {"image": settings.image_model, "text": settings.text_model}
+        for space, model in models.items():
+            if space == "text" and model.lower() == "none":
+                continue
+            spaces.add_metric([space, model, engine.get_meta(TAG_PREFIX + space) or ""], 1)
+        spaces.add_metric(["attributes", "vocabulary", ""], 1)
+        yield spaces
+        yield from self._ingest(settings.redis_url)
+        depth = queue_depth(settings.redis_url)
+        if depth is not None:
+            queued = GaugeMetricFamily(
+                "lookalike_queue_depth",
+                "Ingest jobs waiting in the Celery queue.",
+                labels=["queue"],
+            )
+            queued.add_metric([QUEUE_NAME], depth)
+            yield queued
+
+    def _ingest(self, redis_url: str) -> Iterator[Metric]:
+        shared = shared_ingest_counts(redis_url)
+        if shared is None:
+            meter: IngestMeter = self.state.ingest_meter
+            shared = {(meter.role, name): value for name, value in meter.local.items()}
+        families = {
+            "products": CounterMetricFamily(
+                "lookalike_ingest_products",
+                "Products ingested, by process role and outcome.",
+                labels=["role", "outcome"],
+            ),
+            "images": CounterMetricFamily(
+                "lookalike_ingest_images",
+                "Product images ingested, by process role and outcome.",
+                labels=["role", "outcome"],
+            ),
+        }
+        rejected = CounterMetricFamily(
+            "lookalike_ingest_records_rejected",
+            INGEST_COUNTERS["records_rejected"],
+            labels=["role"],
+        )
+        for (role, name), value in sorted(shared.items()):
+            kind, _, outcome = name.partition("_")
+            if name == "records_rejected":
+                rejected.add_metric([role], value)
+            else:
+                families[kind].add_metric([role, outcome], value)
+        yield from families.values()
+        yield rejected
+
+
+def install_metrics(app: Any) -> HttpMetrics:
+    """The app's own registry (never the global one: several apps may live in one process)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ServiceCollector(app.state))
+    app.state.metrics_registry = registry
+    app.state.ingest_meter = IngestMeter(app.state.settings.redis_url, "api")
+    app.include_router(router)
+    return HttpMetrics(registry)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text."}},
+)
+async def metrics(request: Request) -> Response:
+    """Request counts and latencies, catalogue size, ingest counters and queue depth."""
+    registry: CollectorRegistry = request.app.state.metrics_registry
+    body = await run_in_threadpool(generate_latest, registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

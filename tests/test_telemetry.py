@@ -1,0 +1,218 @@
+"""/metrics as Prometheus scrapes it, request ids and access logs, and ingest counters from the
+API, the CLI and a real Celery worker (pushed to a real Redis)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
+
+from lookalike.api.app import create_app
+from lookalike.settings import get_settings
+from lookalike.telemetry import INGEST_KEY, JsonFormatter, RequestIdFilter, request_id
+from tests.conftest import make_records, write_catalogue
+from tests.helpers_api import READ, WRITE, api_records, keyed_settings
+from tests.test_reliability_support import Worker, private_broker, worker_env
+
+TELEMETRY_DB = 11  # a Redis database of its own: no other test pushes counters there
+NO_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(c: TestClient, headers: dict[str, str] | None = None) -> Samples:
+    """GET /metrics parsed by the Prometheus client's own parser: value by (name, labels)."""
+    response = c.get("/metrics", headers=headers or READ)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    out: Samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+@pytest.fixture
+def telemetry_redis() -> Iterator[str]:
+    """A Redis database for this test's counters, emptied first; skips without Redis."""
+    url = f"{get_settings().redis_url.rsplit('/', 1)[0]}/{TELEMETRY_DB}"
+    try:
+        redis.Redis.from_url(url).delete(INGEST_KEY)
+    except redis.RedisError as exc:
+        pytest.skip(f"no Redis at {url} ({exc})")
+    yield url
+
+
+def test_series_move_after_requests_and_an_inline_ingest(
+    tmp_path: Path, telemetry_redis: str
+) -> None:
+    records = api_records(tmp_path / "catalogue", 6)
+    settings = keyed_settings(tmp_path / "data", tmp_path / "catalogue", redis_url=telemetry_redis)
+    with TestClient(create_app(settings)) as c:
+        before = scrape(c)
+        assert value(before, "lookalike_engine_products") == 0
+        assert value(before, "lookalike_queue_depth", queue="lookalike") == 0
+        posted = c.post("/products", json=[*records, {"id": "bad", "price": -1}], headers=WRITE)
+        assert posted.status_code == 200, posted.text
+        for pid in ("p1", "p2", "p1"):
+            assert c.get(f"/products/{pid}").status_code == 200
+        assert c.get("/products/nope").status_code == 404
+        assert c.get("/no/such/path/123").status_code == 404
+        after = scrape(c)
+
+    route = {"method": "GET", "route": "/products/{product_id}"}
+    assert value(after, "lookalike_http_requests_total", **route, status="200") == 3
+    assert value(after, "lookalike_http_requests_total", **route, status="404") == 1
+    assert value(after, "lookalike_http_request_duration_seconds_count", **route, status="200") == 3
+    assert value(after, "lookalike_http_request_duration_seconds_sum", **route, status="200") > 0
+    unmatched = {"method": "GET", "route": "<unmatched>", "status": "404"}
+    assert value(after, "lookalike_http_requests_total", **unmatched) == 1
+    assert not any("/products/p1" in dict(labels).get("route", "") for _, labels in after)
+    assert value(after, "lookalike_engine_products") == 6
+    assert value(after, "lookalike_engine_vector_space", space="image",
+                 model=settings.image_model, pca="") == 1  # fmt: skip
+    api = {"role": "api"}
+    assert value(after, "lookalike_ingest_products_total", **api, outcome="inserted") == 6
+    assert value(after, "lookalike_ingest_images_total", **api, outcome="embedded") == 6
+    assert value(after, "lookalike_ingest_records_rejected_total", **api) == 1
+    # the counts live in Redis, where every process adds its own
+    stored = redis.Redis.from_url(telemetry_redis).hgetall(INGEST_KEY)
+    assert int(stored[b"api|products_inserted"]) == 6
+
+
+def test_without_redis_the_api_serves_its_own_counts(tmp_path: Path) -> None:
+    records = api_records(tmp_path / "catalogue", 3)
+    settings = keyed_settings(tmp_path / "data", tmp_path / "catalogue", redis_url=NO_REDIS)
+    with TestClient(create_app(settings)) as c:
+        assert c.post("/products", json=records, headers=WRITE).status_code == 200
+        again = c.post("/products", json=records, headers=WRITE).json()  # all unchanged now
+        assert again["report"]["unchanged"] == 3
+        samples = scrape(c)
+    api = {"role": "api"}
+    assert value(samples, "lookalike_ingest_products_total", **api, outcome="inserted") == 3
+    assert value(samples, "lookalike_ingest_products_total", **api, outcome="unchanged") == 3
+    assert not any(name == "lookalike_queue_depth" for name, _ in samples)
+
+
+def test_metrics_need_a_read_key_when_reads_do(tmp_path: Path) -> None:
+    settings = keyed_settings(
+        tmp_path / "data", tmp_path, read_requires_key=True, redis_url=NO_REDIS
+    )
+    with TestClient(create_app(settings)) as c:
+        refused = c.get("/metrics")
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"
+        assert value(scrape(c, READ), "lookalike_engine_products") == 0
+        assert c.get("/health").status_code == 200
+
+
+def test_request_id_in_and_out_and_in_the_access_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = keyed_settings(tmp_path / "data", tmp_path, redis_url=NO_REDIS)
+    with TestClient(create_app(settings)) as c, caplog.at_level(logging.INFO, "lookalike.access"):
+        given = c.get("/health", headers={"X-Request-ID": "lb-1234.abc"})
+        made = c.get("/products/x")
+        forged = c.get("/health", headers={"X-Request-ID": "bad id\twith tab"})
+    assert given.headers["x-request-id"] == "lb-1234.abc"
+    assert len(made.headers["x-request-id"]) == 32 and made.status_code == 404
+    assert forged.headers["x-request-id"] not in {"bad id\twith tab", ""}
+    lines = [r for r in caplog.records if r.name == "lookalike.access"]
+    assert [r.status for r in lines] == [200, 404, 200]  # type: ignore[attr-defined]
+    assert lines[1].route == "/products/{product_id}"  # type: ignore[attr-defined]
+    assert lines[1].path == "/products/x"  # type: ignore[attr-defined]
+    # the id is in the context while the request runs; the log filter puts it on the record
+    assert [RequestIdFilter().filter(r) for r in lines] == [True] * 3
+
+
+def test_json_log_lines_carry_the_request_id() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(JsonFormatter())
+    log = logging.getLogger("lookalike.test-json")
+    log.addHandler(handler)
+    log.propagate = False
+    token = request_id.set("rid-42")
+    try:
+        log.warning("answered %s", "x", extra={"status": 200, "route": "/search"})
+    finally:
+        request_id.reset(token)
+        log.removeHandler(handler)
+    line: dict[str, Any] = json.loads(stream.getvalue())
+    assert line["message"] == "answered x" and line["level"] == "WARNING"
+    assert line["request_id"] == "rid-42" and line["status"] == 200 and line["route"] == "/search"
+
+
+def test_cli_index_pushes_its_counts(
+    tmp_path: Path, telemetry_redis: str, monkeypatch: pytest.MonkeyPatch, model_env: Path
+) -> None:
+    from lookalike.cli import app
+
+    records = make_records(4)
+    catalogue = write_catalogue(tmp_path / "cat", records)
+    with catalogue.open("a") as fh:
+        fh.write('{"id": "", "title": "no id"}\n')
+    monkeypatch.setenv("REDIS_URL", telemetry_redis)
+    result = CliRunner().invoke(app, ["index", str(catalogue), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    stored = redis.Redis.from_url(telemetry_redis).hgetall(INGEST_KEY)
+    assert int(stored[b"cli|products_inserted"]) == 4
+    assert int(stored[b"cli|images_embedded"]) == 4
+    assert int(stored[b"cli|records_rejected"]) == 1
+
+
+def test_celery_sends_task_events_for_flower() -> None:
+    from indexer.celery_app import make_celery
+
+    conf = make_celery(NO_REDIS).conf
+    assert conf.worker_send_task_events is True and conf.task_send_sent_event is True
+
+
+@pytest.mark.slow
+def test_a_workers_counts_reach_the_apis_metrics(tmp_path: Path) -> None:
+    records = api_records(tmp_path / "catalogue", 12)
+    with private_broker() as broker:
+        data = tmp_path / "data"
+        worker = Worker(
+            "indexer.celery_app",
+            "lookalike",
+            worker_env(broker, data, visibility=60),
+            tmp_path / "worker.log",
+            concurrency=1,
+        )
+        try:
+            settings = keyed_settings(
+                data, tmp_path / "catalogue", ingest_mode="queue", redis_url=broker, batch_size=6
+            )
+            with TestClient(create_app(settings)) as c:
+                body = c.post("/products", json=records, headers=WRITE).json()
+                assert len(body["jobs"]) == 2
+                from tests.test_api_ingest import poll
+
+                for job in body["jobs"]:
+                    assert poll(c, job, timeout=120)["state"] == "SUCCESS", (
+                        tmp_path / "worker.log"
+                    ).read_text()[-2000:]
+                samples = scrape(c)
+        finally:
+            worker.stop()
+    worker_role = {"role": "worker"}
+    assert (
+        value(samples, "lookalike_ingest_products_total", **worker_role, outcome="inserted") == 12
+    )
+    assert value(samples, "lookalike_ingest_images_total", **worker_role, outcome="embedded") == 12
+    assert value(samples, "lookalike_queue_depth", queue="lookalike") == 0
+    assert value(samples, "lookalike_engine_products") == 12
