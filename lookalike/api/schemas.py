@@ -15,7 +15,9 @@ class HitOut(BaseModel):
     category: str | None = None
     color: str | None = None
     price: float | None = None
+    # the stored source: a local path only for write keys (see lookalike/api/imagelinks.py)
     image: str | None = None
+    image_url: str | None = None  # what to fetch: the catalogue's URL or /products/{id}/images/N
     explanation: dict[str, Any] | None = None  # only with explain=true
 
 
@@ -43,7 +45,8 @@ class SearchOut(BaseModel):
 
 class ImageOut(BaseModel):
     position: int
-    uri: str
+    url: str  # the catalogue's URL, or /products/{id}/images/{position} for a local file
+    uri: str | None = None  # the stored source; a local path only for write keys
     hash: str | None = None
     error: str | None = None
 

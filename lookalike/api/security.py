@@ -169,6 +169,14 @@ def require_read(
     return principal
 
 
+def holds_write_key(request: Request) -> bool:
+    """Whether the caller presented a write key: only they see the server's local paths."""
+    header = request.headers.get("x-api-key")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    key = header or (token.strip() if scheme.lower() == "bearer" else "")
+    return bool(key) and _matches(key, split_keys(request.app.state.settings.api_keys))
+
+
 WriteAccess: Any = Depends(require_write)
 ReadAccess: Any = Depends(require_read)
 

@@ -19,6 +19,7 @@ from lookalike.analysis import clusters as clustering
 from lookalike.analysis import gapfill, visualmap
 from lookalike.analysis.population import visual_population
 from lookalike.api.deps import EngineDep, FiltersDep
+from lookalike.api.imagelinks import link_clusters
 from lookalike.api.security import WRITE_RESPONSES, WriteAccess
 from lookalike.errors import InvalidInput
 
@@ -65,7 +66,8 @@ def _cache(request: Request) -> ResultCache:
 class Representative(BaseModel):
     id: str
     title: str | None
-    image: str | None
+    image: str | None = Field(None, description="The stored local path: write keys only.")
+    image_url: str | None = Field(None, description="The image: its URL, or the API's route.")
 
 
 class ClusterOut(BaseModel):
@@ -157,7 +159,7 @@ def get_clusters(
     """k-means over the visual vectors of the catalogue (or the filtered part): each cluster's
     size, representative (the member closest to its centre) and members, closest first."""
     result = _clustering(request, engine, k, filters, limit)
-    return clustering.clustering_dict(result, engine)
+    return link_clusters(clustering.clustering_dict(result, engine), engine, request)
 
 
 @router.post(

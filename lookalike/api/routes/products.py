@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 
 from lookalike.api.deps import EngineDep, FiltersDep, RerankDep, SettingsDep
+from lookalike.api.imagelinks import product_out
 from lookalike.api.routes.sessions import SessionQueryDep
 from lookalike.api.schemas import ProductOut, SearchOut
 from lookalike.errors import NotFound
@@ -18,12 +19,16 @@ ProductId = Annotated[str, Path(min_length=1, max_length=512, description="Produ
 
 
 @router.get("/{product_id}", response_model=ProductOut)
-def get_product(product_id: ProductId, engine: EngineDep) -> Any:
-    """A stored product with its images (and per-image errors) and model tags."""
+def get_product(product_id: ProductId, engine: EngineDep, request: Request) -> Any:
+    """A stored product with its images (and per-image errors) and model tags.
+
+    Each image has a ``url`` to fetch it by; its stored ``uri`` (a local path on the server)
+    is shown to write-key holders only.
+    """
     product = engine.get([product_id]).get(product_id)
     if product is None:
         raise NotFound(f"unknown product id: {product_id}", ids=[product_id])
-    return product
+    return product_out(product, request)
 
 
 @router.get("/{product_id}/similar", response_model=SearchOut, response_model_exclude_unset=True)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from lookalike.api.deps import EngineDep, SettingsDep
+from lookalike.api.imagelinks import link_hits
 from lookalike.engines import Engine
 from lookalike.errors import InvalidInput
 from lookalike.sessions import (
@@ -175,7 +176,7 @@ class SessionQuery:
     def run(self, engine: Engine, req: RerankRequest) -> dict[str, Any]:
         """Answer ``req`` with the session's anchors; the answer says what the session added."""
         req, used = self.apply(req)
-        out = run(engine, req).to_dict()
+        out = link_hits(run(engine, req).to_dict(), engine, self.request)
         if used is not None:
             out["session"] = used
         return out
