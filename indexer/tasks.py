@@ -42,4 +42,19 @@ ENGINE_RETRY_MAX_S = 10
 def index_batch_task(self: Any, records: list[dict[str, Any]]) -> dict[str, object]:
     """Index a batch of already-validated records (images are absolute paths or URLs)."""
     batch = [ProductRecord.model_validate(r) for r in records]
-    return ingest(batch, worker_context(), batch_size=len(batch)).batches.to_dict()
+    done = 0
+
+    def progress(n: int) -> None:  # GET /jobs/{id} shows it while the batch runs
+        nonlocal done
+        done += n
+        if self.request.id is None:  # called in-process, not as a queued job
+            return
+        try:
+            self.update_state(state="STARTED", meta={"done": done, "total": len(batch)})
+        except Exception:  # noqa: BLE001 - a progress report must never fail the batch
+            pass
+
+    progress(0)
+    return ingest(
+        batch, worker_context(), batch_size=len(batch), progress=progress
+    ).batches.to_dict()

@@ -203,9 +203,10 @@ def test_a_workers_counts_reach_the_apis_metrics(tmp_path: Path) -> None:
                 from tests.test_api_ingest import poll
 
                 for job in body["jobs"]:
-                    assert poll(c, job, timeout=120)["state"] == "SUCCESS", (
-                        tmp_path / "worker.log"
-                    ).read_text()[-2000:]
+                    state = poll(c, job, timeout=120)
+                    log = (tmp_path / "worker.log").read_text()[-2000:]
+                    assert state["state"] == "SUCCESS", log
+                    assert state["done"] == state["total"] == 6  # the job's done/total
                 samples = scrape(c)
         finally:
             worker.stop()

@@ -19,6 +19,7 @@ from lookalike.analysis.population import Population, visual_population
 from lookalike.engines import Engine
 from lookalike.errors import InvalidInput
 from lookalike.filters import Filter
+from lookalike.progress import Progress
 
 SEED = 0
 N_INIT = 4
@@ -98,12 +99,20 @@ def cluster_products(
     return cluster_population(visual_population(engine, filters, limit), k)
 
 
-def inertia_curve(pop: Population, ks: range) -> list[tuple[int, float]]:
+def inertia_curve(
+    pop: Population, ks: range, progress: Progress | None = None
+) -> list[tuple[int, float]]:
     """(k, inertia) for each k the population allows: the data of an elbow plot."""
     usable = [k for k in ks if 2 <= k <= min(len(pop.ids), MAX_K)]
     if not usable:
         raise InvalidInput(f"no k in {ks.start}:{ks.stop - 1} fits {len(pop.ids)} products")
-    return [(k, float(_kmeans(k, len(pop.ids)).fit(pop.matrix).inertia_)) for k in usable]
+    progress = progress or Progress()
+    progress.stage("k-means per k", len(usable))
+    curve = []
+    for k in usable:
+        curve.append((k, float(_kmeans(k, len(pop.ids)).fit(pop.matrix).inertia_)))
+        progress.advance()
+    return curve
 
 
 def parse_k_range(text: str) -> range:

@@ -7,6 +7,7 @@ paths only inside the configured image roots, URLs only through the SSRF guard.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,9 +70,20 @@ def thumbnail(product: Product | None, size: int, access: ImageAccess) -> Image.
 
 
 def thumbnails(
-    products: dict[str, Product], ids: list[str], size: int, access: ImageAccess
+    products: dict[str, Product],
+    ids: list[str],
+    size: int,
+    access: ImageAccess,
+    done: Callable[[int], None] | None = None,
 ) -> dict[str, Image.Image]:
-    """Thumbnails of ``ids`` (read in a few threads: URLs wait on the network)."""
+    """Thumbnails of ``ids`` (read in a few threads: URLs wait on the network); ``done(1)``
+    after each."""
+
+    def one(pid: str) -> Image.Image:
+        tile = thumbnail(products.get(pid), size, access)
+        if done is not None:
+            done(1)
+        return tile
+
     with ThreadPoolExecutor(_IO_THREADS) as pool:
-        tiles = pool.map(lambda pid: thumbnail(products.get(pid), size, access), ids)
-        return dict(zip(ids, tiles, strict=True))
+        return dict(zip(ids, pool.map(one, ids), strict=True))

@@ -17,6 +17,7 @@ from celery import Celery
 from fastapi import Request
 
 from lookalike.errors import Conflict
+from lookalike.progress import Progress
 
 _init_lock = threading.Lock()
 
@@ -70,6 +71,8 @@ class LocalJob:
     result: dict[str, Any] | None = None
     error: str | None = None
     thread: threading.Thread | None = field(default=None, repr=False)
+    # the work reports into this; GET /jobs/{id} shows its done/total
+    progress: Progress = field(default_factory=Progress, repr=False)
 
 
 class LocalJobs:
@@ -82,7 +85,8 @@ class LocalJobs:
     def get(self, job_id: str) -> LocalJob | None:
         return self._jobs.get(job_id)
 
-    def start(self, kind: str, work: Callable[[], dict[str, Any]]) -> LocalJob:
+    def start(self, kind: str, work: Callable[[Progress], dict[str, Any]]) -> LocalJob:
+        """Run ``work(progress)`` in a thread; 409 while a job of this kind runs."""
         with self._lock:
             running = [j for j in self._jobs.values() if j.kind == kind and j.state == "STARTED"]
             if running:
@@ -92,7 +96,7 @@ class LocalJobs:
 
         def run() -> None:
             try:
-                job.result = work()
+                job.result = work(job.progress)
                 job.state = "SUCCESS"
             except Exception as exc:  # noqa: BLE001 - the job reports its failure
                 job.error = f"{type(exc).__name__}: {exc}"

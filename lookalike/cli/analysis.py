@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lookalike.cli.common import FilterOpt, JsonOpt, app, console, errors
+from lookalike.cli.progress import progress_bar
 from lookalike.errors import InvalidInput
 from lookalike.filters import parse_filter_args
 from lookalike.settings import Settings
@@ -64,7 +65,9 @@ def clusters(
         result = cluster_population(pop, k)
         written = export_clusters(result, engine, out)
         if ks is not None:
-            written.append(save_elbow(inertia_curve(pop, ks), out / "elbow.png"))
+            with progress_bar("k") as bar:
+                curve = inertia_curve(pop, ks, bar)
+            written.append(save_elbow(curve, out / "elbow.png"))
         data = clustering_dict(result, engine)
     if as_json:
         _emit({**data, "files": [str(p) for p in written]})
@@ -134,7 +137,7 @@ def visual_map(
     from lookalike.engines import open_engine
 
     settings = Settings()
-    with errors(), open_engine(settings) as engine:
+    with errors(), open_engine(settings) as engine, progress_bar() as bar:
         vmap = save_map(
             engine,
             out,
@@ -144,6 +147,7 @@ def visual_map(
             grid=grid,
             cell=cell,
             method=method,
+            progress=bar,
         )
         if points is not None:
             points.write_text(json.dumps(map_points(vmap, engine), ensure_ascii=False))
@@ -165,7 +169,7 @@ def gaps_propose(
     from lookalike.analysis.gapfill import propose
     from lookalike.engines import open_engine
 
-    with errors(), open_engine(Settings()) as engine:
+    with errors(), open_engine(Settings()) as engine, progress_bar() as bar:
         found = propose(
             engine,
             field,
@@ -173,6 +177,7 @@ def gaps_propose(
             min_confidence=min_confidence,
             limit=limit,
             filters=parse_filter_args(filters),
+            progress=bar,
         )
     data = {"field": field, "proposals": [p.to_dict() for p in found]}
     if as_json:

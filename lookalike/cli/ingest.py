@@ -55,18 +55,18 @@ def index(
             if wait:
                 report.batches = wait_for(job_ids)
         else:
-            from tqdm import tqdm
-
             from indexer.context import build_context
+            from lookalike.cli.progress import catalogue_length, progress_bar
 
             ctx = build_context(settings)
-            with tqdm(unit="product", desc="indexing", file=sys.stderr) as bar:
+            with progress_bar() as bar:
+                bar.stage("indexing", catalogue_length(catalogue))
                 report = index_catalogue(
                     catalogue,
                     ctx,
                     csv_mapping,
                     size,
-                    bar.update,
+                    bar.advance,
                     workers=workers or settings.ingest_workers,
                 )
             ctx.engine.close()
@@ -151,10 +151,14 @@ def reindex(
 ) -> None:
     """Blue/green re-index for a model change: build anew while serving, then switch."""
     from indexer.reindex import reindex as run_reindex
+    from lookalike.cli.progress import progress_bar
 
-    report = run(
-        lambda: run_reindex(Settings(), model, image_tensor, text_model, batch_size, keep_old)
-    )
+    with progress_bar() as bar:
+        report = run(
+            lambda: run_reindex(
+                Settings(), model, image_tensor, text_model, batch_size, keep_old, progress=bar
+            )
+        )
     data = report.to_dict()
     if as_json:
         sys.stdout.write(json.dumps(data) + "\n")
