@@ -5,6 +5,7 @@ The index context (engine and models) is built once per worker process and reuse
 
 from __future__ import annotations
 
+from contextlib import suppress
 from functools import lru_cache
 from typing import Any
 
@@ -49,10 +50,8 @@ def index_batch_task(self: Any, records: list[dict[str, Any]]) -> dict[str, obje
         done += n
         if self.request.id is None:  # called in-process, not as a queued job
             return
-        try:
+        with suppress(Exception):  # a progress report must never fail the batch
             self.update_state(state="STARTED", meta={"done": done, "total": len(batch)})
-        except Exception:  # noqa: BLE001 - a progress report must never fail the batch
-            pass
 
     progress(0)
     return ingest(
