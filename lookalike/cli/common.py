@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lookalike.errors import CALLER_ERRORS, LookalikeError
@@ -39,7 +40,8 @@ def errors() -> Iterator[None]:
     try:
         yield
     except LookalikeError as exc:
-        console.print(f"[red]error[/red] ({exc.code}): {exc.message}")
+        # escaped: a message is text, not markup ("lookalike[litert]" is not a style tag)
+        console.print(f"[red]error[/red] ({exc.code}): {escape(exc.message)}")
         raise typer.Exit(2 if isinstance(exc, CALLER_ERRORS) else 1) from None
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from lookalike.cli.common import JsonOpt, app, console, errors, run
 from lookalike.settings import Settings
@@ -72,11 +73,11 @@ def index(
             ctx.engine.close()
     IngestMeter(settings.redis_url, "cli").add({"records_rejected": len(report.record_errors)})
     for err in report.record_errors:
-        console.print(f"[yellow]rejected[/yellow] {err}")
+        console.print(f"[yellow]rejected[/yellow] {escape(str(err))}")
     for image_error in report.batches.image_errors:
         console.print(
-            f"[yellow]image error[/yellow] {image_error['id']} {image_error['image']}: "
-            f"{image_error['error']}"
+            f"[yellow]image error[/yellow] {escape(image_error['id'])} "
+            f"{escape(image_error['image'])}: {escape(image_error['error'])}"
         )
     summary = report.to_dict()
     if as_json:
