@@ -217,3 +217,64 @@ def test_a_workers_counts_reach_the_apis_metrics(tmp_path: Path) -> None:
     assert value(samples, "lookalike_ingest_images_total", **worker_role, outcome="embedded") == 12
     assert value(samples, "lookalike_queue_depth", queue="lookalike") == 0
     assert value(samples, "lookalike_engine_products") == 12
+
+
+def test_lookalike_serve_is_scraped_and_logs_json(indexed: dict[str, object]) -> None:
+    """The real server: Prometheus' parser reads its /metrics; its logs are JSON lines."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.conftest import ROOT
+    from tests.test_serve import free_port
+
+    settings = indexed["settings"]
+    port = free_port()
+    env = dict(
+        os.environ,
+        LOOKALIKE_DATA_DIR=str(settings.data_dir),  # type: ignore[attr-defined]
+        LOOKALIKE_IMAGE_MODEL=settings.image_model,  # type: ignore[attr-defined]
+        LOOKALIKE_TEXT_MODEL="none",
+        LOOKALIKE_LOG_FORMAT="json",
+        REDIS_URL=NO_REDIS,
+    )
+    command = [sys.executable, "-m", "lookalike.cli", "serve", "--port", str(port)]
+    proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, "no server"
+                time.sleep(0.2)
+        headers = {"X-Request-ID": "scrape-test-1"}
+        similar = httpx.get(f"{base}/products/p0/similar", headers=headers, timeout=10)
+        assert similar.headers["x-request-id"] == "scrape-test-1"
+        text = httpx.get(f"{base}/metrics", timeout=10).text
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=30)[0]
+    samples = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    route = {"method": "GET", "route": "/products/{product_id}/similar", "status": "200"}
+    assert value(samples, "lookalike_http_requests_total", **route) == 1
+    assert value(samples, "lookalike_engine_products") == 36
+    lines = []
+    for raw in output.splitlines():
+        if raw.startswith("{"):
+            lines.append(json.loads(raw))
+    access = [line for line in lines if line.get("request_id") == "scrape-test-1"]
+    assert len(access) == 1, output[-3000:]
+    assert access[0]["logger"] == "lookalike.access" and access[0]["status"] == 200
+    assert access[0]["route"] == "/products/{product_id}/similar"
+    assert any(line["logger"].startswith("uvicorn") for line in lines)  # the server's own, too

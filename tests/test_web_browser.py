@@ -369,7 +369,8 @@ def test_map_legend_groups_the_long_tail(page: Any, base_url: str) -> None:
                 for (let n = 0; n <= (c < 5 ? 10 - c : 1); n++) points.push({ category: `c${c}` });
             }
             const legend = legendOf(points);
-            return { entries: legend.entries, top: legend.colour('c0'), tail: legend.colour('c99') };
+            const top = legend.colour('c0'), tail = legend.colour('c99');
+            return { entries: legend.entries, top, tail };
         }"""
     )
     names = [e["name"] for e in legend["entries"]]
