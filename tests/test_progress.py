@@ -112,3 +112,27 @@ def test_reindex_over_http_reports_done_and_total(tmp_path: Path) -> None:
     assert state["state"] == "SUCCESS", state
     assert seen[-1] == (7, 7)
     assert all(total in (None, 7) and (done or 0) <= 7 for done, total in seen)
+
+
+@pytest.mark.slow
+def test_index_queue_wait_shows_the_jobs_bar(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.test_reliability_support import Worker, private_broker, worker_env
+
+    catalogue = write_catalogue(tmp_path / "cat", make_records(9))
+    with private_broker() as broker:
+        env = worker_env(broker, tmp_path / "data", visibility=60)
+        worker = Worker("indexer.celery_app", "lookalike", env, tmp_path / "w.log", concurrency=1)
+        try:
+            command = [sys.executable, "-m", "lookalike.cli", "index", str(catalogue), "--queue",
+                       "--wait", "--batch-size", "3"]  # fmt: skip
+            done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True,
+                                  timeout=300)  # fmt: skip
+        finally:
+            worker.stop()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert bar(done.stderr, "waiting for jobs") == (3, 3)
+    assert "inserted 9" in done.stderr

@@ -54,7 +54,10 @@ def index(
                 job_ids, report = enqueue_catalogue(catalogue, engine, csv_mapping, size)
             console.print(f"enqueued {report.products} products in {len(job_ids)} jobs")
             if wait:
-                report.batches = wait_for(job_ids)
+                from lookalike.cli.progress import progress_bar
+
+                with progress_bar("job") as bar:
+                    report.batches = wait_for(job_ids, progress=bar)
         else:
             from indexer.context import build_context
             from lookalike.cli.progress import catalogue_length, progress_bar
