@@ -170,10 +170,8 @@ function renderResults(hits, append) {
 function resultCard(hit) {
   const meta = [hit.brand, hit.category, hit.color].filter(Boolean).join(" · ");
   const price = hit.price === null || hit.price === undefined ? "" : hit.price.toFixed(2);
-  // image_url: the API's image route (a thumbnail with ?size=) or the catalogue's own URL
-  const local = typeof hit.image_url === "string" && hit.image_url.startsWith("/");
   const img = el("img", {
-    src: local ? `${hit.image_url}?size=${THUMB}` : hit.image_url || thumbUrl(hit.id),
+    src: thumbUrl(hit.id),
     alt: hit.title || hit.id,
     width: THUMB,
     height: THUMB,
