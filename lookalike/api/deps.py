@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query
 
+from lookalike.api.state import Serving, current
 from lookalike.engines import Engine
 from lookalike.filters import And as AndFilter
 from lookalike.filters import Filter, Range, Terms, parse_filter_arg
@@ -14,15 +15,15 @@ from reranker.imagesets import METHODS, SetOptions
 from reranker.request import RerankRequest, parse_weighted_ids
 from reranker.scoring import AGGREGATIONS, KEYWORD_NORMS
 
-
-def get_app_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+ServingDep = Annotated[Serving, Depends(current)]
 
 
-def get_engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
+def get_app_settings(now: ServingDep) -> Settings:
+    return now.settings
+
+
+def get_engine(now: ServingDep) -> Engine:
+    return now.engine
 
 
 def _split(value: str | None) -> tuple[str, ...]:
