@@ -78,7 +78,7 @@ def session(
                 console.print(f"after {cut} event(s): no anchor yet (only dismissals)")
                 continue
             req, used = apply_session(base, events_file.name, implied, exclude_owned)
-            data: dict[str, Any] = {**run(engine, req).to_dict(), "session": used}
+            data = run(engine, req).with_session(used).to_dict()
             if steps and not as_json:
                 last = seen[-1]
                 ids = " ".join(h["id"] for h in data["hits"])
@@ -86,9 +86,9 @@ def session(
             elif as_json:
                 sys.stdout.write(json.dumps({"events": cut, **data}) + "\n")
             else:
-                for a in used["anchors"]:
-                    kinds = ",".join(e["type"] for e in a["events"])
-                    console.print(f"anchor {a['id']} weight {a['weight']:.3f} ({kinds})")
-                for n in used["negatives"]:
-                    console.print(f"negative {n['id']} weight {n['weight']:.3f}")
+                for a in used.anchors:
+                    kinds = ",".join(e["type"] for e in a.events)
+                    console.print(f"anchor {a.id} weight {a.weight:.3f} ({kinds})")
+                for n in used.negatives:
+                    console.print(f"negative {n.id} weight {n.weight:.3f}")
                 print_result(data, False)

@@ -12,9 +12,9 @@ from starlette.concurrency import run_in_threadpool
 
 from lookalike.api.deps import EngineDep, FiltersDep, RerankDep, SettingsDep
 from lookalike.api.routes.sessions import SessionQueryDep
-from lookalike.api.schemas import SearchOut
 from lookalike.errors import InvalidInput
 from lookalike.settings import Settings
+from reranker.results import SearchResult
 
 router = APIRouter(tags=["search"])
 
@@ -77,7 +77,7 @@ def _text_in_image_space(request: Request, settings: Settings, text: str) -> np.
     return vector
 
 
-@router.get("/search", response_model=SearchOut, response_model_exclude_unset=True)
+@router.get("/search", response_model=SearchResult)
 def search_products(
     request: Request,
     engine: EngineDep,
@@ -151,8 +151,7 @@ async def _read_images(request: Request, settings: Settings) -> list[Any]:
 
 @router.post(
     "/search/image",
-    response_model=SearchOut,
-    response_model_exclude_unset=True,
+    response_model=SearchResult,
     openapi_extra=IMAGE_BODY,
 )
 async def search_by_image(
