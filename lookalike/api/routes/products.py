@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from lookalike.api.deps import EngineDep, FiltersDep, RerankDep, SettingsDep
-from lookalike.api.routes.sessions import SessionQueryDep
+from lookalike.api.deps import EngineDep
+from lookalike.api.routes.search import AnswerDep
 from lookalike.api.schemas import ProductOut
 from lookalike.errors import NotFound
 from reranker.results import SearchResult
@@ -27,17 +27,10 @@ def get_product(product_id: ProductId, engine: EngineDep) -> Any:
 
 
 @router.get("/{product_id}/similar", response_model=SearchResult)
-def more_like_this(
-    product_id: ProductId,
-    engine: EngineDep,
-    settings: SettingsDep,
-    filters: FiltersDep,
-    params: RerankDep,
-    session: SessionQueryDep,
-) -> Any:
+def more_like_this(product_id: ProductId, answer: AnswerDep) -> Any:
     """Products that look like this one (never itself), within the filters.
 
     ``anchor_ids`` adds more anchors next to this product; the other re-ranking parameters
     work as on ``/search``.
     """
-    return session.run(engine, params.request(settings, like=product_id, filters=filters))
+    return answer(like=product_id)
