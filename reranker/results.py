@@ -55,7 +55,7 @@ class SearchResult(BaseModel):
 
     hits: list[Hit]
     total: int = Field(description="Candidates that can be paged through (filters, exclusions).")
-    anchors: list[str] = Field(default_factory=list)
+    anchors: list[str] = Field(description="The anchors the scores are against, in order.")
     session: SessionUsed | None = Field(None, exclude_if=_absent)
 
     def with_session(self, used: SessionUsed | None) -> SearchResult:

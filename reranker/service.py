@@ -175,7 +175,7 @@ def run(engine: Engine, req: RerankRequest) -> SearchResult:
         expl: list[Any] = [_keyword_explanation(scores[i]) if req.explain else None for i in order]
         hits = _hydrate(engine, [found[i].id for i in order], [scores[i] for i in order], expl)
         total = len(found) if bm25 else engine.count(req.filters)  # browsing: the filtered set
-        return SearchResult(hits=hits, total=total)
+        return SearchResult(hits=hits, total=total, anchors=[])
     scored = score_window(engine, req, found, bm25, vecs)
     order = scored.order()[page]
     page_ids = [scored.ids[i] for i in order]

@@ -53,7 +53,7 @@ def test_result_json_leaves_out_what_was_not_asked_for() -> None:
     assert data["hits"][0]["brand"] is None  # catalogue fields are always there, null or not
     used = SessionUsed(id="s", anchors=[], negatives=[], excluded=["o"])
     explained = SearchResult(
-        hits=[Hit(id="a", score=0.5, title="A", explanation={"s": 1})], total=1
+        hits=[Hit(id="a", score=0.5, title="A", explanation={"s": 1})], total=1, anchors=[]
     )
     both = explained.with_session(used).to_dict()
     assert both["session"]["excluded"] == ["o"] and both["hits"][0]["explanation"] == {"s": 1}

@@ -134,14 +134,21 @@ def _principal(settings: Settings, key: str | None) -> Principal:
     raise Unauthorized("unknown API key")
 
 
-def require_write(
+def caller(
     now: Annotated[Serving, Depends(current)],
     bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
     header: str | None = Depends(_header),
 ) -> Principal:
+    """Who presents which key (resolved once per request; both checks below read it)."""
+    return _principal(now.settings, _presented_key(bearer, header))
+
+
+def require_write(
+    now: Annotated[Serving, Depends(current)],
+    principal: Annotated[Principal, Depends(caller)],
+) -> Principal:
     """The caller holds a write key (or anonymous writes are allowed in development)."""
     settings = now.settings
-    principal = _principal(settings, _presented_key(bearer, header))
     if principal.scope == "write":
         return principal
     if principal.scope == "read":
@@ -154,15 +161,12 @@ def require_write(
 def require_read(
     request: Request,
     now: Annotated[Serving, Depends(current)],
-    bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
-    header: str | None = Depends(_header),
+    principal: Annotated[Principal, Depends(caller)],
 ) -> Principal:
     """Anyone may read unless LOOKALIKE_READ_REQUIRES_KEY; a presented key must be valid."""
-    settings = now.settings
-    principal = _principal(settings, _presented_key(bearer, header))
     if request.url.path in OPEN_PATHS:
         return principal
-    if principal.scope == "anonymous" and settings.read_requires_key:
+    if principal.scope == "anonymous" and now.settings.read_requires_key:
         raise Unauthorized("this endpoint needs an API key (Authorization: Bearer or X-API-Key)")
     return principal
 
