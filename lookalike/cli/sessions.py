@@ -56,19 +56,16 @@ def session(
     from lookalike.engines import open_engine
     from lookalike.filters import parse_filter_args
     from lookalike.sessions import check_known, session_anchors
-    from reranker import RerankRequest, run
+    from reranker import run
+    from reranker.params import RerankParams
     from reranker.sessions import apply_session
 
     settings = Settings()
     with errors(), open_engine(settings) as engine:
         events = read_events(events_file)
         check_known(engine, events)
-        base = RerankRequest(
-            query=query,
-            filters=parse_filter_args(filters),
-            k=k,
-            window=settings.candidates,
-            max_k=settings.max_k,
+        base = RerankParams.build(k=k).request(
+            settings, query=query, filters=parse_filter_args(filters)
         )
         cuts = range(1, len(events) + 1) if steps else [len(events)]
         for cut in cuts:
