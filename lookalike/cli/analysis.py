@@ -32,6 +32,14 @@ def _emit(data: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
 
 
+def _report(data: dict[str, Any], as_json: bool, line: str) -> None:
+    """The JSON the API answers with ``--json``, else one line for a person."""
+    if as_json:
+        _emit(data)
+    else:
+        console.print(line)
+
+
 @app.command()
 def clusters(
     k: KOpt = 8,
@@ -104,10 +112,7 @@ def clusters_assign(
         )
         updated = assign_cluster(engine, members, field, value)
     data = {"field": field, "value": value, "updated": updated, "ids": members}
-    if as_json:
-        _emit(data)
-    else:
-        console.print(f"{field}={value} set on {updated} products (marked inferred)")
+    _report(data, as_json, f"{field}={value} set on {updated} products (marked inferred)")
 
 
 @app.command("map")
@@ -198,10 +203,7 @@ def _decide(
 
     with errors(), open_engine(Settings()) as engine:
         data = decision(engine, product_id, field, value)
-    if as_json:
-        _emit(data)
-    else:
-        console.print(f"{product_id}: {field}={value} {said(data)}")
+    _report(data, as_json, f"{product_id}: {field}={value} {said(data)}")
 
 
 @gaps_app.command("accept")
