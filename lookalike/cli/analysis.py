@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lookalike.cli.common import FilterOpt, JsonOpt, app, console, errors
+from lookalike.cli.common import FilterOpt, JsonOpt, app, console, emit_json, errors
 from lookalike.filters import parse_filter_args
 from lookalike.settings import Settings, split_list
 
@@ -28,14 +27,10 @@ FieldOpt = Annotated[
 ]
 
 
-def _emit(data: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
-
-
 def _report(data: dict[str, Any], as_json: bool, line: str) -> None:
     """The JSON the API answers with ``--json``, else one line for a person."""
     if as_json:
-        _emit(data)
+        emit_json(data)
     else:
         console.print(line)
 
@@ -75,7 +70,7 @@ def clusters(
             written.append(save_elbow(inertia_curve(pop, ks), out / "elbow.png"))
         data = clustering_dict(result, engine)
     if as_json:
-        _emit({**data, "files": [str(p) for p in written]})
+        emit_json({**data, "files": [str(p) for p in written]})
         return
     table = Table("cluster", "size", "representative", "title")
     for c in data["clusters"]:
@@ -177,7 +172,7 @@ def gaps_propose(
         )
     data = {"field": field, "proposals": [p.to_dict() for p in found]}
     if as_json:
-        _emit(data)
+        emit_json(data)
         return
     table = Table("id", "value", "confidence", "neighbours")
     for p in found:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from lookalike.cli.common import FilterOpt, JsonOpt, app, console, errors, print_result
+from lookalike.cli.common import FilterOpt, JsonOpt, app, console, emit_json, errors, print_result
 from lookalike.errors import InvalidInput
 from lookalike.settings import Settings
 
@@ -81,7 +80,7 @@ def session(
                 ids = " ".join(h["id"] for h in data["hits"])
                 console.print(f"after {cut} ({last.type} {last.product_id}): {ids}")
             elif as_json:
-                sys.stdout.write(json.dumps({"events": cut, **data}) + "\n")
+                emit_json({"events": cut, **data})
             else:
                 for a in used.anchors:
                     kinds = ",".join(e["type"] for e in a.events)
