@@ -1,87 +1,48 @@
-"""Optional PCA for smaller vectors: fitted on the catalogue's vectors, stored with the model.
+"""Optional PCA for smaller vectors: the first kind of :mod:`lookalike.projections`.
 
-A fitted projection is tied to the model tag of the space it was fitted on (``name@version``):
-vectors of another model can never be projected with it. Its own version is a hash of the
-fitted numbers, so ``model@version+pca<dim>-<hash>`` names the reduced vectors unambiguously
-(the tag to store them under when a space is re-indexed reduced).
+Fitted on the catalogue's vectors of one space and served in place of them (the engine keeps
+the full vectors stored and serves the reduced ones). Tied to the model tag of the space it
+was fitted on (``name@version``); its tag ``model@version+pca<dim>-<hash>`` names the reduced
+vectors unambiguously.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lookalike.errors import ConfigError, InvalidInput
+from lookalike.errors import InvalidInput
+from lookalike.projections import Projection
 
 if TYPE_CHECKING:
     from lookalike.engines import Engine
 
-META_PREFIX = "pca:"
-TAG_PREFIX = "pca-tag:"  # the small key readers poll: the stored projection's tag
+KIND = "pca"
 
 
-@dataclass(frozen=True)
-class Pca:
+class Pca(Projection):
     """``reduce(x) = unit((x − mean) · components.T)``: centred, projected, re-normalised."""
 
-    model: str  # the tag of the model whose vectors it was fitted on
-    mean: np.ndarray  # [d]
-    components: np.ndarray  # [dim, d], orthonormal rows, by explained variance
-    explained: float  # share of the variance the kept components explain
+    @property
+    def components(self) -> np.ndarray:
+        """``[dim, d]`` orthonormal rows, by explained variance."""
+        return self.weights
 
     @property
-    def dim(self) -> int:
-        return int(self.components.shape[0])
-
-    @property
-    def tag(self) -> str:
-        """The model tag of reduced vectors: the source model plus this projection's hash."""
-        digest = hashlib.sha256(self.mean.tobytes() + self.components.tobytes()).hexdigest()
-        return f"{self.model}+pca{self.dim}-{digest[:10]}"
+    def explained(self) -> float:
+        """Share of the variance the kept components explain."""
+        return float(self.info.get("explained", 0.0))
 
     def reduce(self, vectors: np.ndarray, model: str | None = None) -> np.ndarray:
-        """Project unit vectors of ``model`` (checked when given) to ``dim`` unit vectors."""
+        """Project unit vectors of ``model`` (checked when given) to ``dim`` unit vectors;
+        another model's vectors are a bad input here (an engine meeting them is misconfigured)."""
         if model is not None and model != self.model:
             raise InvalidInput(f"PCA fitted on {self.model} cannot reduce {model} vectors")
-        x = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-        if x.shape[1] != self.mean.shape[0]:
-            raise InvalidInput(f"PCA expects {self.mean.shape[0]}-d vectors, got {x.shape[1]}")
-        y = (x - self.mean) @ self.components.T
-        norms = np.linalg.norm(y, axis=1, keepdims=True)
-        out: np.ndarray = np.divide(y, norms, out=np.zeros_like(y), where=norms > 0)
-        return out
-
-    def to_json(self) -> str:
-        def enc(a: np.ndarray) -> str:
-            return base64.b64encode(np.ascontiguousarray(a, np.float32).tobytes()).decode()
-
-        return json.dumps(
-            {
-                "model": self.model,
-                "dim": self.dim,
-                "explained": self.explained,
-                "mean": enc(self.mean),
-                "components": enc(self.components),
-            }
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> Pca:
-        d = json.loads(text)
-
-        def dec(s: str) -> np.ndarray:
-            return np.frombuffer(base64.b64decode(s), dtype=np.float32).copy()
-
-        mean = dec(d["mean"])
-        return cls(d["model"], mean, dec(d["components"]).reshape(d["dim"], -1), d["explained"])
+        return self.apply(vectors, model)
 
 
-def fit(vectors: np.ndarray, dim: int, model: str) -> Pca:
+def fit(vectors: np.ndarray, dim: int, model: str, space: str = "image") -> Pca:
     """Fit on a sample of the catalogue's vectors (rows); ``dim`` < the vectors' dimension."""
     x = np.asarray(vectors, dtype=np.float64)
     if not 1 <= dim < x.shape[1] or x.shape[0] <= dim:
@@ -93,35 +54,39 @@ def fit(vectors: np.ndarray, dim: int, model: str) -> Pca:
     order = np.argsort(values)[::-1]
     values, vectors_ = values[order], vectors_[:, order]
     explained = float(values[:dim].sum() / values.sum()) if values.sum() > 0 else 0.0
-    return Pca(model, mean.astype(np.float32), vectors_[:, :dim].T.astype(np.float32), explained)
+    return Pca(
+        kind=KIND,
+        source=space,
+        space=space,
+        model=model,
+        weights=vectors_[:, :dim].T.astype(np.float32),
+        mean=mean.astype(np.float32),
+        info={"explained": explained, "rows": int(x.shape[0])},
+    )
 
 
 def fit_engine(engine: Engine, space: str, dim: int, sample: int = 50_000, seed: int = 0) -> Pca:
-    """Fit on up to ``sample`` random products' vectors of ``space`` and store it in the engine."""
+    """Fit on up to ``sample`` random products' stored vectors of ``space`` and register it
+    with the engine (``Engine.set_projection``), which then serves the space reduced."""
+    model = engine.space_models().get(space)
+    if model is None:
+        raise InvalidInput(f"no vectors in space {space!r} to fit a PCA on", space=space)
     ids = engine.all_ids()
     rng = np.random.default_rng(seed)
     if len(ids) > sample:
         ids = [ids[i] for i in sorted(rng.choice(len(ids), sample, replace=False))]
-    found = engine.vectors(ids, space)
+    found = engine.stored_vectors(ids, space, model)
     if not found:
-        raise InvalidInput(f"no vectors in space {space!r} to fit a PCA on")
-    model = engine.get([next(iter(found))])[next(iter(found))].models.get(space, "unknown")
-    pca = fit(np.stack(list(found.values())), dim, model)
-    engine.set_meta(META_PREFIX + space, pca.to_json())
-    engine.set_meta(TAG_PREFIX + space, pca.tag)  # after the projection: readers poll this
+        raise InvalidInput(f"no vectors in space {space!r} to fit a PCA on", space=space)
+    pca = fit(np.stack(list(found.values())), dim, model, space)
+    engine.set_projection(pca)
     return pca
 
 
 def load(engine: Engine, space: str, model: str | None = None) -> Pca | None:
-    """The stored projection of a space; an error if it was fitted on another model."""
-    text = engine.get_meta(META_PREFIX + space)
-    if text is None:
+    """The PCA served for a space; an error if it was fitted on another model than ``model``."""
+    stored = engine.projection(space)
+    if stored is None or stored.kind != KIND:
         return None
-    pca = Pca.from_json(text)
-    if model is not None and pca.model != model:
-        raise ConfigError(
-            f"the stored PCA of {space!r} was fitted on {pca.model}, the vectors are {model}: "
-            "fit it again",
-            space=space,
-        )
-    return pca
+    stored.check_model(model)
+    return Pca.from_dict(stored.to_dict())

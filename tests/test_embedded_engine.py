@@ -436,3 +436,54 @@ def test_queries_overlap_with_writes_in_one_process(tmp_path: Path) -> None:
         hits = engine.knn(vecs[1005], 50)
         assert "p1005" not in {h.id for h in hits}  # deleted while they read
         assert engine.knn(fresh[3], 1)[0].id in {"p0003", "q143"}  # the last write is seen
+
+
+def test_a_version_1_data_dir_is_migrated_on_opening(tmp_path: Path) -> None:
+    """Version 1 kept a PCA and provenance as meta rows (``pca:``, ``pca-tag:``,
+    ``inferred:``): opening moves them to their tables and leaves meta without them."""
+    import base64
+    import hashlib
+    import json
+    import sqlite3
+
+    from lookalike.engines.embedded.store import SCHEMA_VERSION
+    from lookalike.errors import EngineError
+
+    rng = np.random.default_rng(4)
+    mean = rng.standard_normal(8).astype(np.float32)
+    comps = np.linalg.qr(rng.standard_normal((8, 8)))[0][:3].astype(np.float32)
+    old_tag = f"m@1+pca3-{hashlib.sha256(mean.tobytes() + comps.tobytes()).hexdigest()[:10]}"
+    enc = lambda a: base64.b64encode(a.tobytes()).decode()  # noqa: E731
+    old_pca = {
+        "model": "m@1",
+        "dim": 3,
+        "explained": 0.7,
+        "mean": enc(mean),
+        "components": enc(comps),
+    }
+    with EmbeddedEngine(tmp_path / "data"):
+        pass
+    db = sqlite3.connect(tmp_path / "data" / "lookalike.db")
+    with db:
+        db.executemany(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+            [
+                ("schema_version", "1"),
+                ("pca:image", json.dumps(old_pca)),
+                ("pca-tag:image", old_tag),
+                ("inferred:p1", json.dumps({"color": {"value": "red", "source": "gapfill"}})),
+                ("vocab", "[]"),
+            ],
+        )
+    db.close()
+    with EmbeddedEngine(tmp_path / "data") as engine:
+        migrated = engine.projection("image")
+        assert migrated is not None and migrated.tag == old_tag and migrated.kind == "pca"
+        np.testing.assert_allclose(migrated.weights, comps)
+        assert engine.provenance(["p1"]) == {"p1": {"color": {"value": "red", "source": "gapfill"}}}
+        assert engine.get_meta("pca:image") is None and engine.get_meta("inferred:p1") is None
+        assert engine.get_meta("pca-tag:image") is None and engine.get_meta("vocab") == "[]"
+        assert engine.get_meta("schema_version") == str(SCHEMA_VERSION)
+        engine.set_meta("schema_version", str(SCHEMA_VERSION + 1))
+    with pytest.raises(EngineError, match="upgrade"):
+        EmbeddedEngine(tmp_path / "data")

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 
 from lookalike.documents import Candidate, Document, ImageEntry
 from lookalike.engines.base import Engine, UpsertResult
-from lookalike.errors import LookalikeError
+from lookalike.errors import InvalidInput, LookalikeError
 from lookalike.filters import And, Filter, Not, Or, Range, Term, Terms, matches
+from lookalike.projections import Projection, ProjectionMismatch
 
 DIM = 16
 IMAGE_MODEL = "img-test@1"
@@ -437,3 +438,155 @@ def test_meta_round_trip(engine: Engine) -> None:
     engine.set_meta("vocab", '{"a": 1}')
     engine.set_meta("vocab", '{"a": 2}')
     assert engine.get_meta("vocab") == '{"a": 2}'
+
+
+# -- projections -----------------------------------------------------------------------------
+def _projection_catalogue(engine: Engine, n: int = 40) -> list[Document]:
+    rng = np.random.default_rng(11)
+    docs = [make_doc(f"p{i:02d}", rng, color="red" if i % 2 else "blue") for i in range(n)]
+    engine.upsert(docs)
+    engine.refresh()
+    return docs
+
+
+def _head(source: str, space: str, model: str, dim: int = 6, seed: int = 5) -> Projection:
+    rng = np.random.default_rng(seed)
+    return Projection(
+        kind="head",
+        source=source,
+        space=space,
+        model=model,
+        weights=rng.standard_normal((dim, DIM)).astype(np.float32),
+        bias=rng.standard_normal(dim).astype(np.float32) * 0.1,
+    )
+
+
+def test_space_models(engine: Engine) -> None:
+    _projection_catalogue(engine, 3)
+    assert engine.space_models() == {"image": IMAGE_MODEL, "text": TEXT_MODEL}
+
+
+def test_a_pca_serves_its_space_reduced_everywhere(engine: Engine) -> None:
+    from lookalike import pca
+
+    _projection_catalogue(engine)
+    ids = engine.all_ids()
+    full = engine.vectors(ids)
+    fitted = pca.fit_engine(engine, "image", 4)
+    engine.refresh()
+    assert fitted.model == IMAGE_MODEL and engine.projection("image") is not None
+    assert engine.projection("image").tag == fitted.tag  # type: ignore[union-attr]
+    assert set(engine.projections()) == {"image"}
+    served = engine.vectors(ids)
+    assert served.keys() == full.keys()
+    for pid in ids:  # every product, as fitted (stored vectors are kept full)
+        np.testing.assert_allclose(served[pid], fitted.reduce(full[pid])[0], atol=1e-5)
+    stored = engine.stored_vectors(ids[:3], "image", IMAGE_MODEL)
+    np.testing.assert_allclose(stored[ids[0]], full[ids[0]], atol=1e-6)
+    # k-NN over the reduced vectors, with a raw query vector reduced on the way in
+    query = full["p03"]
+    matrix = np.stack([served[p] for p in ids])
+    expected = [ids[i] for i in np.argsort(-(matrix @ served["p03"]))[:5]]
+    assert [c.id for c in engine.knn(query, 5)] == expected
+    assert [c.id for c in engine.knn(served["p03"], 5)] == expected
+    np.testing.assert_allclose(engine.serving_vector("image", query), served["p03"], atol=1e-5)
+    # a product written after the fit is served reduced too
+    late = make_doc("late", np.random.default_rng(99))
+    engine.upsert([late])
+    engine.refresh()
+    late_full = engine.stored_vectors(["late"], "image", IMAGE_MODEL)["late"]
+    np.testing.assert_allclose(
+        engine.vectors(["late"])["late"], fitted.reduce(late_full)[0], atol=1e-5
+    )
+    assert engine.drop_projection("image") and not engine.drop_projection("image")
+    engine.refresh()
+    assert engine.projection("image") is None
+    np.testing.assert_allclose(engine.vectors(["p03"])["p03"], full["p03"], atol=1e-6)
+
+
+def test_a_derived_space_is_served_from_its_source(engine: Engine) -> None:
+    _projection_catalogue(engine)
+    ids = engine.all_ids()
+    full = engine.vectors(ids)
+    head = _head("image", "tuned", IMAGE_MODEL)
+    engine.set_projection(head)
+    engine.refresh()
+    tuned = engine.vectors(ids, "tuned")
+    assert tuned.keys() == full.keys() and tuned[ids[0]].shape == (6,)
+    np.testing.assert_allclose(tuned["p07"], head.apply(full["p07"])[0], atol=1e-5)
+    assert engine.vectors(["p07"])["p07"].shape == (DIM,)  # the source is served as it was
+    assert engine.stored_vectors(ids, "tuned", IMAGE_MODEL) == {}
+    matrix = np.stack([tuned[p] for p in ids])
+    reds = [p for p in ids if int(p[1:]) % 2]
+    scores = {p: float(tuned[p] @ tuned["p07"]) for p in reds if p != "p07"}
+    expected = sorted(scores, key=lambda p: -scores[p])[:4]
+    got = engine.knn(full["p07"], 4, filters=Term("color", "red"), exclude=["p07"], space="tuned")
+    assert [c.id for c in got] == expected
+    assert matrix.shape == (len(ids), 6)
+    assert engine.drop_projection("tuned")
+    engine.refresh()
+    assert (
+        engine.vectors(ids[:2], "tuned") == {} and engine.knn(full["p07"], 3, space="tuned") == []
+    )
+
+
+def test_projections_of_another_model_or_unknown_space_are_refused(engine: Engine) -> None:
+    _projection_catalogue(engine, 12)
+    with pytest.raises(ProjectionMismatch, match="fit it again"):
+        engine.set_projection(_head("image", "tuned", "other-model@2"))
+    with pytest.raises(InvalidInput, match="no vectors"):
+        engine.set_projection(_head("nothing", "tuned", IMAGE_MODEL))
+    with pytest.raises(InvalidInput, match="holds stored vectors"):
+        engine.set_projection(_head("image", "text", IMAGE_MODEL))
+    assert engine.projections() == {}
+    assert engine.vectors(["p01"], "tuned") == {}
+
+
+def test_a_derived_space_refuses_vectors_of_a_new_model(engine: Engine) -> None:
+    docs = _projection_catalogue(engine, 12)
+    engine.set_projection(_head("image", "tuned", IMAGE_MODEL))
+    engine.refresh()
+    assert len(engine.vectors(["p01", "p02"], "tuned")) == 2
+    rng = np.random.default_rng(3)
+    for doc in docs:  # re-indexed with a new image model
+        doc.models["image"] = "img-test@2"
+        doc.fingerprint = f"new-{doc.id}"
+        for image in doc.images:
+            image.vector = unit(rng)
+    engine.upsert(docs)
+    engine.refresh()
+    with pytest.raises(ProjectionMismatch, match="fit it again"):
+        engine.vectors(["p01", "p02"] * 20, "tuned")
+    with pytest.raises(ProjectionMismatch):
+        engine.knn(unit(rng), 3, space="tuned")
+
+
+# -- provenance of inferred values ------------------------------------------------------------
+def test_provenance_round_trip(engine: Engine) -> None:
+    rng = np.random.default_rng(2)
+    engine.upsert([make_doc(f"p{i}", rng) for i in range(3)])
+    assert engine.provenance(["p0", "p1"]) == {}
+    engine.record_provenance(
+        {
+            "p0": {"color": {"value": "red", "source": "gapfill", "confidence": 0.8}},
+            "p1": {"usage": {"value": "party", "source": "cluster"}},
+        }
+    )
+    engine.record_provenance({"p0": {"usage": {"value": "work", "source": "manual"}}})
+    engine.record_provenance({"p0": {"color": {"value": "blue", "source": "manual"}}})
+    got = engine.provenance(["p0", "p1", "p2", "unknown"])
+    assert got == {
+        "p0": {
+            "color": {"value": "blue", "source": "manual"},  # replaced whole, not merged
+            "usage": {"value": "work", "source": "manual"},
+        },
+        "p1": {"usage": {"value": "party", "source": "cluster"}},
+    }
+    assert engine.delete_provenance(["p0"], ["color"]) == 1
+    assert engine.provenance(["p0"]) == {"p0": {"usage": {"value": "work", "source": "manual"}}}
+    assert engine.delete_provenance(["p1", "p2"]) == 1
+    assert engine.provenance(["p1"]) == {}
+    engine.delete(["p0"])  # a deleted product's provenance goes with it
+    engine.refresh()
+    assert engine.provenance(["p0"]) == {}
+    assert engine.get_meta("inferred:p0") is None  # not a meta row

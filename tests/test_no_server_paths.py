@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from lookalike.api.app import create_app
+from lookalike.api.state import serving
 from lookalike.documents import Document, ImageEntry
 from tests.helpers_api import READ, WRITE, api_records, keyed_settings
 
@@ -42,8 +43,9 @@ def served(tmp_path: Path) -> Iterator[tuple[TestClient, list[str]]]:
     with TestClient(create_app(settings)) as c:
         assert c.post("/products", json=records, headers=WRITE).status_code == 200
         remote = ImageEntry(0, "https://images.example.com/shoe.jpg", hash=None, error="timeout")
-        c.app.state.engine.upsert([Document(id="remote", title="remote", images=[remote])])  # type: ignore[attr-defined]
-        c.app.state.engine.refresh()  # type: ignore[attr-defined]
+        engine = serving(c.app).engine  # type: ignore[arg-type]
+        engine.upsert([Document(id="remote", title="remote", images=[remote])])
+        engine.refresh()
         events = {"events": [{"type": "like", "product_id": "p1"}]}
         assert c.post("/sessions/shopper-0001/events", json=events).status_code == 200
         secrets = {str(tmp_path), str(tmp_path.resolve()), str(folder), str(tmp_path / "data")}
@@ -157,8 +159,11 @@ def test_write_keys_still_see_the_stored_paths(served: tuple[TestClient, list[st
 
 def test_the_schema_declares_image_urls(served: tuple[TestClient, list[str]]) -> None:
     c, _ = served
-    schemas = c.get("/openapi.json").json()["components"]["schemas"]
-    assert "image_url" in schemas["HitOut"]["properties"]
+    spec = c.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    answer = spec["paths"]["/search"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert answer["schema"]["$ref"].endswith("/PublicSearchResult")
+    assert "image_url" in schemas["PublicHit"]["properties"]
     assert "url" in schemas["ImageOut"]["properties"]
     assert "url" in schemas["ImageOut"]["required"]
     assert "image_url" in schemas["Representative"]["properties"]

@@ -83,7 +83,7 @@ def test_series_move_after_requests_and_an_inline_ingest(
     assert not any("/products/p1" in dict(labels).get("route", "") for _, labels in after)
     assert value(after, "lookalike_engine_products") == 6
     assert value(after, "lookalike_engine_vector_space", space="image",
-                 model=settings.image_model, pca="") == 1  # fmt: skip
+                 model=settings.image_model, projection="") == 1  # fmt: skip
     api = {"role": "api"}
     assert value(after, "lookalike_ingest_products_total", **api, outcome="inserted") == 6
     assert value(after, "lookalike_ingest_images_total", **api, outcome="embedded") == 6

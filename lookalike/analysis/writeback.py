@@ -7,8 +7,8 @@ the same model tags. Only the field changes, plus:
 
 * ``attributes["inferred"]`` lists the fields whose value was inferred (filterable as
   ``inferred=color``); it is left out of the attribute-similarity vector;
-* the provenance (value, source, confidence, neighbours, time) is kept in the engine's
-  metadata under ``inferred:<id>`` as JSON, one entry per field.
+* the provenance (value, source, confidence, neighbours, time) is kept by the engine
+  (``Engine.record_provenance``), one entry per product and field.
 
 The fingerprint is the indexer's (``lookalike.fingerprints``), so re-indexing an export of the
 updated catalogue changes nothing, while re-indexing the original catalogue (still without the
@@ -17,7 +17,6 @@ value) overwrites it.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Sequence
@@ -40,7 +39,6 @@ from lookalike.records import ProductRecord
 
 KEYWORD_FIELDS = ("brand", "category", "color")
 INFERRED_KEY = "inferred"
-PROVENANCE_PREFIX = "inferred:"
 _ATTRIBUTE_KEY = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")  # as filters accept a bare key
 MAX_VALUE_CHARS = 200
 
@@ -75,8 +73,7 @@ def field_values(product: Product, field: str) -> list[str]:
 
 def provenance(engine: Engine, product_id: str) -> dict[str, Any]:
     """The stored provenance of a product's inferred values, by field ({} when none)."""
-    raw = engine.get_meta(PROVENANCE_PREFIX + product_id)
-    return json.loads(raw) if raw else {}
+    return engine.provenance([product_id]).get(product_id, {})
 
 
 def _record(product: Product, field: str, value: str) -> dict[str, Any]:
@@ -169,11 +166,8 @@ def write_values(
     docs = [_document(engine, products[pid], _record(products[pid], field, value)) for pid in ids]
     engine.upsert(docs)
     stamp = time.time()
-    for pid in ids:
-        entry: dict[str, Any] = {"value": value, "source": source, "at": stamp}
-        entry.update((details or {}).get(pid, {}))
-        history = provenance(engine, pid)
-        history[field] = entry
-        engine.set_meta(PROVENANCE_PREFIX + pid, json.dumps(history, ensure_ascii=False))
+    base = {"value": value, "source": source, "at": stamp}
+    entries = {pid: {field: {**base, **(details or {}).get(pid, {})}} for pid in ids}
+    engine.record_provenance(entries)  # one write for the batch (was one meta row per product)
     engine.refresh()
     return len(ids)

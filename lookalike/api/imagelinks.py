@@ -17,10 +17,12 @@ from urllib.parse import quote
 
 from fastapi import Request
 
+from lookalike.api.schemas import PublicHit, PublicSearchResult
 from lookalike.api.security import holds_write_key
 from lookalike.documents import ImageEntry, Product
 from lookalike.engines import Engine
 from lookalike.records import is_http_url
+from reranker.results import SearchResult
 
 _PATHISH = re.compile(r"(?:(?<=[\s'\"(=:])|^)/[^\s'\"()]+")
 
@@ -50,25 +52,27 @@ def scrubbed_error(entry: ImageEntry) -> str | None:
     return _PATHISH.sub("<path>", entry.error.replace(entry.uri, f"image {entry.position}"))
 
 
-def link_hits(answer: dict[str, Any], engine: Engine, request: Request) -> dict[str, Any]:
-    """Add ``image_url`` to every hit; drop local ``image`` paths unless the caller may see them."""
-    hits: list[dict[str, Any]] = answer.get("hits", [])
-    local = [h["id"] for h in hits if h.get("image") and not is_http_url(h["image"])]
+def link_hits(answer: SearchResult, engine: Engine, request: Request) -> PublicSearchResult:
+    """The answer with ``image_url`` on every hit; local ``image`` paths only for a writer."""
+    local = [h.id for h in answer.hits if h.image and not is_http_url(h.image)]
     products = engine.get(local) if local else {}
     writer = holds_write_key(request)
-    for hit in hits:
-        uri = hit.get("image")
-        if not uri:
-            hit["image_url"] = None
-        elif is_http_url(uri):
-            hit["image_url"] = uri
-        else:
-            product = products.get(hit["id"])
+    hits = []
+    for hit in answer.hits:
+        fields = dict(hit)
+        uri, url = hit.image, None
+        if uri and is_http_url(uri):
+            url = uri
+        elif uri:
+            product = products.get(hit.id)
             entry = first_shown(product.images, uri) if product is not None else None
-            hit["image_url"] = image_route(hit["id"], entry.position) if entry else None
+            url = image_route(hit.id, entry.position) if entry is not None else None
             if not writer:
-                del hit["image"]
-    return answer
+                fields["image"] = None
+        hits.append(PublicHit(**fields, image_url=url))
+    return PublicSearchResult(
+        hits=hits, total=answer.total, anchors=answer.anchors, session=answer.session
+    )
 
 
 def product_out(product: Product, request: Request) -> dict[str, Any]:

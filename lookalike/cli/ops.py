@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,21 +9,31 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lookalike.cli.common import JsonOpt, app, console, errors
+from lookalike.cli.common import JsonOpt, app, console, emit_json, errors
 from lookalike.settings import Settings
 
 
 @app.command(name="pca")
 def pca_fit(
-    dim: Annotated[int, typer.Option("--dim", help="Dimensions to keep.")],
+    dim: Annotated[int | None, typer.Option("--dim", help="Dimensions to keep.")] = None,
     space: Annotated[str, typer.Option("--space", help="Vector space to fit.")] = "image",
     sample: Annotated[int, typer.Option("--sample", help="Products to fit on.")] = 50_000,
+    drop: Annotated[
+        bool, typer.Option("--drop", help="Serve the space's full vectors again.")
+    ] = False,
 ) -> None:
-    """Fit a PCA on the catalogue's vectors and store it with the model (smaller vectors)."""
+    """Fit a PCA on the catalogue's vectors and serve the space reduced (or --drop it)."""
     from lookalike.engines import open_engine
     from lookalike.pca import fit_engine
 
+    if (dim is None) == (not drop):
+        raise typer.BadParameter("give --dim to fit a PCA, or --drop to remove one")
     with errors(), open_engine(Settings()) as engine:
+        if drop:
+            dropped = engine.drop_projection(space)
+            console.print(f"{space}: " + ("PCA dropped" if dropped else "no PCA was served"))
+            return
+        assert dim is not None
         fitted = fit_engine(engine, space, dim, sample)
     console.print(
         f"stored PCA {fitted.tag}: {dim} dimensions keep {fitted.explained:.1%} of the variance"
@@ -63,7 +71,7 @@ def stats(as_json: JsonOpt = False) -> None:
     with errors(), open_engine(Settings()) as engine:
         data = {"products": engine.count()}
     if as_json:
-        sys.stdout.write(json.dumps(data) + "\n")
+        emit_json(data)
     else:
         console.print(f"products: {data['products']}")
 
@@ -111,7 +119,7 @@ def evaluate_command(
             parse_weights(weights or []),
         )
     if as_json:
-        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+        emit_json(report.to_dict())
         return
     table = Table(
         "value",

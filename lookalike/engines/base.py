@@ -7,8 +7,9 @@ one contract test suite runs against every backend.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +17,9 @@ from lookalike.documents import Candidate, Document, Product
 from lookalike.engines.plan import RescorePlan
 from lookalike.errors import ConfigError
 from lookalike.filters import Filter
+from lookalike.projections import Projection
+
+Provenance = dict[str, dict[str, Any]]  # by field: value, source, confidence, neighbours, time
 
 
 @dataclass(frozen=True)
@@ -75,13 +79,41 @@ class Engine(ABC):
 
     def serving_vector(self, space: str, vector: np.ndarray) -> np.ndarray:
         """A raw model vector (e.g. an uploaded image's) in the form ``vectors()`` returns for
-        the space: the same vector unless the engine serves a reduced (PCA) form."""
+        the space: the same vector unless a projection serves the space (see below)."""
         return vector
 
     def stored_vectors(self, ids: Sequence[str], space: str, model: str) -> dict[str, np.ndarray]:
-        """Product vectors of a space exactly as upserted under ``model`` (before any serving
-        reduction): what a rewritten document must carry. Defaults to ``vectors()``."""
+        """Product vectors of a space exactly as upserted under ``model`` (before any
+        projection): what a rewritten document must carry; none for a derived space."""
         return self.vectors(ids, space)
+
+    @abstractmethod
+    def space_models(self) -> dict[str, str]:
+        """The model tag of each stored vector space (the newest written): what a projection
+        fitted now is tied to."""
+
+    # -- projections --------------------------------------------------------------------------
+    # A projection (lookalike.projections) maps a stored source space to a served one: in place
+    # (a PCA: ``vectors``/``knn`` of the space answer with reduced vectors, ``stored_vectors``
+    # keeps the full ones) or a derived space (``vectors(ids, "tuned")``). The engine applies
+    # it to stored rows, to later writes and to raw query vectors of the source's length.
+    def set_projection(self, projection: Projection) -> None:
+        """Serve ``projection.space`` through ``projection`` from now on (replacing one there);
+        refused when the source space holds another model's vectors."""
+        raise ConfigError(f"the {self.name} engine cannot serve projections", engine=self.name)
+
+    def projection(self, space: str) -> Projection | None:
+        """The projection serving ``space``, if any (whatever model it was fitted on)."""
+        return None
+
+    def projections(self) -> dict[str, Projection]:
+        """Every registered projection by the space it serves."""
+        return {}
+
+    def drop_projection(self, space: str) -> bool:
+        """Stop projecting ``space`` (an in-place space is served full again, a derived one
+        disappears); False when none was registered."""
+        raise ConfigError(f"the {self.name} engine cannot serve projections", engine=self.name)
 
     @abstractmethod
     def image_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
@@ -129,6 +161,21 @@ class Engine(ABC):
     @abstractmethod
     def set_meta(self, key: str, value: str) -> None:
         """Persist a small setting."""
+
+    # -- provenance of inferred values (gap filling) --------------------------------------------
+    @abstractmethod
+    def record_provenance(self, entries: Mapping[str, Provenance]) -> None:
+        """Store where inferred values came from, by product id and field: each given
+        field's entry replaces that field's, other fields are kept. One write for the batch."""
+
+    @abstractmethod
+    def provenance(self, ids: Sequence[str]) -> dict[str, Provenance]:
+        """Stored provenance by product id (ids without any are absent), by field."""
+
+    @abstractmethod
+    def delete_provenance(self, ids: Sequence[str], fields: Sequence[str] | None = None) -> int:
+        """Forget the provenance of these products (only ``fields`` when given); returns how
+        many products had some. Deleting a product forgets its provenance too."""
 
     @property
     def location(self) -> str:

@@ -18,7 +18,8 @@ from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
 from lookalike.api.observe import HttpMetrics
-from lookalike.pca import TAG_PREFIX
+from lookalike.api.state import serving
+from lookalike.settings import Settings
 from lookalike.telemetry import (
     INGEST_COUNTERS,
     QUEUE_NAME,
@@ -33,25 +34,32 @@ router = APIRouter(tags=["health"])
 class ServiceCollector(Collector):
     """Gauges and counters read from the engine and Redis when Prometheus scrapes."""
 
-    def __init__(self, state: Any) -> None:
-        self.state = state  # the app's state: engine and settings change on a reindex
+    def __init__(self, app: Any) -> None:
+        self.app = app  # read at each scrape: a re-index swaps the settings and engine
 
     def collect(self) -> Iterator[Metric]:
-        engine, settings = self.state.engine, self.state.settings
+        now = serving(self.app)
+        engine, settings = now.engine, now.settings
         products = GaugeMetricFamily("lookalike_engine_products", "Products the engine holds.")
         products.add_metric([], engine.count())
         yield products
         spaces = GaugeMetricFamily(
             "lookalike_engine_vector_space",
-            "The vector spaces searched (1 each), with the model and stored PCA of each.",
-            labels=["space", "model", "pca"],
+            "The vector spaces searched (1 each): the model of each and the projection serving "
+            "it (a PCA, a learned head), if any.",
+            labels=["space", "model", "projection"],
         )
+        projections = engine.projections()
         models = {"image": settings.image_model, "text": settings.text_model}
         for space, model in models.items():
             if space == "text" and model.lower() == "none":
                 continue
-            spaces.add_metric([space, model, engine.get_meta(TAG_PREFIX + space) or ""], 1)
+            held = projections.get(space)
+            spaces.add_metric([space, model, held.tag if held else ""], 1)
         spaces.add_metric(["attributes", "vocabulary", ""], 1)
+        for space, held in sorted(projections.items()):
+            if space not in models and space != "attributes":  # a derived space ("tuned")
+                spaces.add_metric([space, held.model, held.tag], 1)
         yield spaces
         yield from self._ingest(settings.redis_url)
         depth = queue_depth(settings.redis_url)
@@ -67,7 +75,7 @@ class ServiceCollector(Collector):
     def _ingest(self, redis_url: str) -> Iterator[Metric]:
         shared = shared_ingest_counts(redis_url)
         if shared is None:
-            meter: IngestMeter = self.state.ingest_meter
+            meter: IngestMeter = self.app.state.ingest_meter
             shared = {(meter.role, name): value for name, value in meter.local.items()}
         families = {
             "products": CounterMetricFamily(
@@ -96,12 +104,12 @@ class ServiceCollector(Collector):
         yield rejected
 
 
-def install_metrics(app: Any) -> HttpMetrics:
+def install_metrics(app: Any, settings: Settings) -> HttpMetrics:
     """The app's own registry (never the global one: several apps may live in one process)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ServiceCollector(app.state))
+    registry.register(ServiceCollector(app))
     app.state.metrics_registry = registry
-    app.state.ingest_meter = IngestMeter(app.state.settings.redis_url, "api")
+    app.state.ingest_meter = IngestMeter(settings.redis_url, "api")
     app.include_router(router)
     return HttpMetrics(registry)
 

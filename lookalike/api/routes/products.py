@@ -6,12 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 
-from lookalike.api.deps import EngineDep, FiltersDep, RerankDep, SettingsDep
+from lookalike.api.deps import EngineDep
 from lookalike.api.imagelinks import product_out
-from lookalike.api.routes.sessions import SessionQueryDep
-from lookalike.api.schemas import ProductOut, SearchOut
+from lookalike.api.routes.search import AnswerDep
+from lookalike.api.schemas import ProductOut, PublicSearchResult
 from lookalike.errors import NotFound
-from reranker import Anchor
 
 router = APIRouter(prefix="/products", tags=["products"])
 
@@ -31,19 +30,11 @@ def get_product(product_id: ProductId, engine: EngineDep, request: Request) -> A
     return product_out(product, request)
 
 
-@router.get("/{product_id}/similar", response_model=SearchOut, response_model_exclude_unset=True)
-def more_like_this(
-    product_id: ProductId,
-    engine: EngineDep,
-    settings: SettingsDep,
-    filters: FiltersDep,
-    params: RerankDep,
-    session: SessionQueryDep,
-) -> Any:
+@router.get("/{product_id}/similar", response_model=PublicSearchResult)
+def more_like_this(product_id: ProductId, answer: AnswerDep) -> Any:
     """Products that look like this one (never itself), within the filters.
 
     ``anchor_ids`` adds more anchors next to this product; the other re-ranking parameters
     work as on ``/search``.
     """
-    anchors = (Anchor(product_id),) + tuple(a for a in params.anchors if a.id != product_id)
-    return session.run(engine, params.request(settings, anchors=anchors, filters=filters))
+    return answer(like=product_id)

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from lookalike.api.deps import EngineDep, SettingsDep
-from lookalike.api.imagelinks import link_hits
 from lookalike.engines import Engine
 from lookalike.errors import InvalidInput
 from lookalike.sessions import (
@@ -28,6 +27,7 @@ from lookalike.sessions import (
 from lookalike.settings import Settings
 from reranker import run
 from reranker.request import RerankRequest
+from reranker.results import SearchResult, SessionUsed
 from reranker.sessions import apply_session
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
@@ -159,7 +159,7 @@ class SessionQuery:
         self.request, self.settings = request, settings
         self.session_id, self.exclude_owned = session_id, exclude_owned
 
-    def apply(self, req: RerankRequest) -> tuple[RerankRequest, dict[str, Any] | None]:
+    def apply(self, req: RerankRequest) -> tuple[RerankRequest, SessionUsed | None]:
         """The request with the session's anchors, and what the session contributed."""
         if self.session_id is None:
             if self.exclude_owned:
@@ -173,13 +173,10 @@ class SessionQuery:
         )
         return apply_session(req, self.session_id, implied, self.exclude_owned)
 
-    def run(self, engine: Engine, req: RerankRequest) -> dict[str, Any]:
+    def run(self, engine: Engine, req: RerankRequest) -> SearchResult:
         """Answer ``req`` with the session's anchors; the answer says what the session added."""
         req, used = self.apply(req)
-        out = link_hits(run(engine, req).to_dict(), engine, self.request)
-        if used is not None:
-            out["session"] = used
-        return out
+        return run(engine, req).with_session(used)
 
 
 SessionQueryDep = Annotated[SessionQuery, Depends(SessionQuery)]

@@ -9,21 +9,22 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from lookalike.documents import Candidate, Document, Product
-from lookalike.engines.base import Engine, UpsertResult
+from lookalike.engines.base import Engine, Provenance, UpsertResult
 from lookalike.engines.embedded.filtering import Compiled, compile_filter
 from lookalike.engines.embedded.keyword import KeywordIndex
 from lookalike.engines.embedded.rows import IMAGE_SPACE, prepare_batch
-from lookalike.engines.embedded.snapshot import Snapshot, projection_tag
-from lookalike.engines.embedded.store import Store
+from lookalike.engines.embedded.snapshot import Snapshot
+from lookalike.engines.embedded.store import Store, active_models_in, projection_state
 from lookalike.engines.embedded.vectors import AnnPolicy
 from lookalike.errors import EngineError, InvalidInput
 from lookalike.filters import Filter
+from lookalike.projections import Projection, check_registrable
 
 DB_NAME = "lookalike.db"
 PADDED_SPACES = ("attributes",)  # spaces whose dimension grows with a vocabulary
@@ -144,17 +145,46 @@ class EmbeddedEngine(Engine):
     def set_meta(self, key: str, value: str) -> None:
         self.store.set_meta(key, value)
 
+    def space_models(self) -> dict[str, str]:
+        return self.store.active_models()
+
+    # -- projections (their own table; every process's snapshot follows it) ----------------------
+    def set_projection(self, projection: Projection) -> None:
+        def check(active: dict[str, str]) -> None:
+            check_registrable(projection, active, set(active))
+
+        self.store.set_projection(projection, check)
+
+    def projection(self, space: str) -> Projection | None:
+        return self.store.projection(space)
+
+    def projections(self) -> dict[str, Projection]:
+        return self.store.projections()
+
+    def drop_projection(self, space: str) -> bool:
+        return self.store.drop_projection(space)
+
+    # -- provenance (its own table, by product id) -----------------------------------------------
+    def record_provenance(self, entries: Mapping[str, Provenance]) -> None:
+        self.store.record_provenance(entries)
+
+    def provenance(self, ids: Sequence[str]) -> dict[str, Provenance]:
+        return self.store.provenance(list(ids))
+
+    def delete_provenance(self, ids: Sequence[str], fields: Sequence[str] | None = None) -> int:
+        return self.store.delete_provenance(list(ids), fields)
+
     def vectors(self, ids: Sequence[str], space: str = IMAGE_SPACE) -> dict[str, np.ndarray]:
         """From the RAM snapshot when loaded (or for many ids), else straight from SQLite."""
         ids = list(ids)
         if space not in self.snapshot.spaces and len(ids) <= SNAPSHOT_FETCH_MIN:
-            model = self.store.active_models().get(space)
-            if model is None:
-                return {}
             with self.store.read() as cur:
-                reduced = projection_tag(cur, space, model) is not None
-            if not reduced:  # a PCA'd space is answered from RAM, where rows are reduced
-                return self.store.product_vectors(ids, space, model)
+                model = active_models_in(cur).get(space)
+                projected = space in projection_state(cur)
+            if model is None and not projected:
+                return {}
+            if not projected:  # a projected space is answered from RAM, where rows are projected
+                return self.store.product_vectors(ids, space, str(model))
         with self.snapshot.lock:
             sp = self.snapshot.ensure(space)
             if sp is None:
@@ -192,11 +222,11 @@ class EmbeddedEngine(Engine):
             return out
 
     def stored_vectors(self, ids: Sequence[str], space: str, model: str) -> dict[str, np.ndarray]:
-        """From SQLite, which keeps model vectors unreduced (RAM may hold PCA'd rows)."""
+        """From SQLite, which keeps model vectors unprojected (RAM may hold projected rows)."""
         return self.store.product_vectors(list(ids), space, model)
 
     def serving_vector(self, space: str, vector: np.ndarray) -> np.ndarray:
-        """A raw model vector as this space serves its rows (reduced when a PCA is stored)."""
+        """A raw model vector as this space serves its rows (projected when one is stored)."""
         with self.snapshot.lock:
             sp = self.snapshot.ensure(space)
             return vector if sp is None else sp.serving(vector)
@@ -243,7 +273,7 @@ class EmbeddedEngine(Engine):
             cat = self.snapshot.catalog
             n = cat.n
             sp.reserve_rows(n)
-            vec = sp.serving(vec)  # a raw vector is reduced when the space serves a PCA
+            vec = sp.serving(vec)  # a raw vector is projected when the space serves a projection
             if len(vec) != sp.width and space not in PADDED_SPACES and sp.width:
                 raise InvalidInput(
                     f"query vector has {len(vec)} dimensions; space {space!r} holds"

@@ -15,37 +15,27 @@ import threading
 import numpy as np
 
 from lookalike.engines.embedded.catalog import Catalog
-from lookalike.engines.embedded.store import ACTIVE_MODEL, Store
+from lookalike.engines.embedded.store import (
+    Store,
+    active_models_in,
+    projection_in,
+    projection_state,
+)
 from lookalike.engines.embedded.vectors import AnnPolicy, VectorSpace
-from lookalike.pca import META_PREFIX as PCA_META
-from lookalike.pca import TAG_PREFIX as PCA_TAG
-from lookalike.pca import Pca
+from lookalike.errors import ConfigError
+from lookalike.projections import Projection
 
 FETCH = 16_384
 FULL_RELOAD_SHARE = 0.25  # past this many changes per row, reloading is cheaper
 
 
-def _active_models(cur: sqlite3.Cursor) -> dict[str, str]:
-    rows = cur.execute("SELECT key, value FROM meta WHERE key LIKE ?", (ACTIVE_MODEL + "%",))
-    return {k[len(ACTIVE_MODEL) :]: v for k, v in rows}
+def _served_tag(state: dict[str, tuple[str, str]], space: str, source_model: str) -> str | None:
+    """The tag of the projection a space is served through, if it fits the source's model."""
+    found = state.get(space)
+    return found[1] if found is not None and found[0] == source_model else None
 
 
-def projection_tag(cur: sqlite3.Cursor, space: str, model: str) -> str | None:
-    """The tag of the PCA stored for a space if it fits the active model (a cheap lookup)."""
-    row = cur.execute("SELECT value FROM meta WHERE key = ?", (PCA_TAG + space,)).fetchone()
-    return row[0] if row and str(row[0]).startswith(model + "+pca") else None
-
-
-def stored_projection(cur: sqlite3.Cursor, space: str, model: str) -> Pca | None:
-    """The PCA stored for a space, if it was fitted on the space's active model."""
-    if projection_tag(cur, space, model) is None:
-        return None
-    row = cur.execute("SELECT value FROM meta WHERE key = ?", (PCA_META + space,)).fetchone()
-    pca = Pca.from_json(row[0]) if row else None
-    return pca if pca is not None and pca.model == model else None
-
-
-def _tag(p: Pca | None) -> str | None:
+def _tag(p: Projection | None) -> str | None:
     return None if p is None else p.tag
 
 
@@ -64,17 +54,34 @@ class Snapshot:
     # -- loading -----------------------------------------------------------------------------
     def _load_catalog(self, cur: sqlite3.Cursor) -> None:
         self.seq = Store.seq_in(cur)
-        self.models = _active_models(cur)
+        self.models = active_models_in(cur)
         catalog = Catalog()
         cur.execute("SELECT id, rowid, deleted, price, terms FROM products ORDER BY rowid")
         catalog.load((pid, o, d, p, json.loads(t)) for pid, o, d, p, t in cur)
         self.catalog = catalog
 
-    def _load_space(self, cur: sqlite3.Cursor, name: str, model: str) -> VectorSpace:
-        space = VectorSpace(name, model, self.policy)
-        space.projection = proj = stored_projection(cur, name, model)
+    def _source_of(self, cur: sqlite3.Cursor, name: str) -> tuple[str, str, Projection | None]:
+        """``(source space, its model, projection)`` serving ``name``; KeyError when there is
+        nothing to serve. A derived space whose projection was fitted on another model than
+        the source's vectors now is refused (ProjectionMismatch): there is nothing to fall
+        back on; an in-place one is served full until it is fitted again."""
+        proj = projection_in(cur, name)
+        if proj is not None and not proj.in_place:
+            model = self.models[proj.source]
+            proj.check_model(model)
+            return proj.source, model, proj
+        model = self.models[name]
+        return name, model, proj if proj is not None and proj.model == model else None
+
+    def _load_space(self, cur: sqlite3.Cursor, name: str) -> VectorSpace | None:
+        try:
+            source, model, proj = self._source_of(cur, name)
+        except KeyError:
+            return None
+        space = VectorSpace(name, model, self.policy, source)
+        space.projection = proj
         row_of = self.catalog.row_of
-        cursor = Store.space_vectors(cur, name, model)
+        cursor = Store.space_vectors(cur, source, model)
         while batch := cursor.fetchmany(FETCH):
             dims = {d for _, d, _ in batch}
             known = [(row_of[p], d, b) for p, d, b in batch if p in row_of]
@@ -83,7 +90,7 @@ class Snapshot:
                 block = np.frombuffer(b"".join(b for _, _, b in known), dtype="<f4")
                 rows = np.fromiter((r for r, _, _ in known), dtype=np.int64, count=len(known))
                 block = block.reshape(len(known), dim)
-                space.load_block(rows, proj.reduce(block) if proj else block)
+                space.load_block(rows, proj.apply(block) if proj else block)
             else:
                 space.load(
                     (r, space.serving(np.frombuffer(b, dtype="<f4", count=d))) for r, d, b in known
@@ -100,16 +107,16 @@ class Snapshot:
                 self._apply_changes(cur)
             if space is None or space in self.spaces:
                 return self.spaces.get(space) if space else None
-            model = self.models.get(space)
-            if model is None:
-                return None
-            self.spaces[space] = self._load_space(cur, space, model)
-            return self.spaces[space]
+            loaded = self._load_space(cur, space)
+            if loaded is not None:
+                self.spaces[space] = loaded
+            return loaded
 
     def _apply_changes(self, cur: sqlite3.Cursor) -> None:
+        state = projection_state(cur)
         for name, space in list(self.spaces.items()):
-            if projection_tag(cur, name, space.model) != _tag(space.projection):
-                del self.spaces[name]  # a PCA was fitted (or dropped): reload lazily
+            if _served_tag(state, name, space.model) != _tag(space.projection):
+                del self.spaces[name]  # a projection was fitted (or dropped): reload lazily
         upto = Store.seq_in(cur)
         if upto <= self.seq:
             return
@@ -118,8 +125,12 @@ class Snapshot:
             self._load_catalog(cur)
             self.spaces = {}
             for name in loaded:
-                if name in self.models:
-                    self.spaces[name] = self._load_space(cur, name, self.models[name])
+                try:
+                    reloaded = self._load_space(cur, name)
+                except ConfigError:
+                    continue  # a stale derived space: refused when next asked for
+                if reloaded is not None:
+                    self.spaces[name] = reloaded
             return
         catalog = self.catalog
         changed: list[int] = []
@@ -127,14 +138,14 @@ class Snapshot:
             cur, self.seq, upto, "id, rowid, deleted, price, terms"
         ):
             changed.append(catalog.set(pid, ord_, bool(deleted), price, json.loads(terms)))
-        models = _active_models(cur)
+        models = active_models_in(cur)
         for name, space in list(self.spaces.items()):
-            if models.get(name) != space.model:
+            if models.get(space.source) != space.model:
                 del self.spaces[name]  # a new model is active: reload lazily
                 continue
             fresh = {
                 catalog.row_of[p]: space.serving(np.frombuffer(b, dtype="<f4", count=d))
-                for p, d, b in Store.space_vectors(cur, name, space.model, self.seq, upto)
+                for p, d, b in Store.space_vectors(cur, space.source, space.model, self.seq, upto)
             }
             for row in changed:
                 space.set(row, fresh.get(row))

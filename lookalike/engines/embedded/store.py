@@ -1,4 +1,5 @@
-"""SQLite, the single source of truth: products, images, vectors, meta and the change log.
+"""SQLite, the single source of truth: products, images, vectors, projections, provenance,
+meta and the change log.
 
 Concurrency rules (see docs/embedded-engine.md): WAL mode with a busy timeout so several
 processes can write while others read; every write transaction starts with ``BEGIN
@@ -9,10 +10,12 @@ equals sequence order and a reader following the log never skips a slower writer
 
 from __future__ import annotations
 
+import base64
+import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import groupby
 from pathlib import Path
@@ -24,11 +27,14 @@ from lookalike.documents import ImageEntry, Product
 from lookalike.engines.base import UpsertResult
 from lookalike.engines.embedded.rows import PreparedDoc, from_blob, product_from_row
 from lookalike.errors import EngineError, EngineUnavailable
+from lookalike.projections import Projection
 
-SCHEMA_VERSION = "1"
+# 2: projections and provenance in tables of their own (were ``pca:`` / ``inferred:`` meta rows)
+SCHEMA_VERSION = 2
 PAGE_SIZE = 16384
 CHUNK = 900  # ids per IN (...) list, below SQLite's variable limit
 ACTIVE_MODEL = "active_model:"
+Provenance = dict[str, dict[str, Any]]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (
@@ -66,6 +72,19 @@ CREATE TABLE IF NOT EXISTS product_vectors (
     PRIMARY KEY (product_id, space)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS projections (
+    space TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    model TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS provenance (
+    product_id TEXT NOT NULL,
+    field TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    PRIMARY KEY (product_id, field)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     product_id TEXT NOT NULL,
@@ -84,6 +103,68 @@ def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
 
 def _marks(n: int) -> str:
     return ",".join("?" * n)
+
+
+def _prefixed(cur: sqlite3.Cursor, prefix: str) -> list[tuple[str, str]]:
+    """Meta rows whose key starts with ``prefix``, as a range over the primary key (a
+    ``LIKE`` cannot use that index: it scanned every row of the table)."""
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    rows = cur.execute("SELECT key, value FROM meta WHERE key >= ? AND key < ?", (prefix, upper))
+    return [(k[len(prefix) :], v) for k, v in rows]
+
+
+def active_models_in(cur: sqlite3.Cursor) -> dict[str, str]:
+    """The model tag queries use for each stored space (the newest one written)."""
+    return dict(_prefixed(cur, ACTIVE_MODEL))
+
+
+def projection_state(cur: sqlite3.Cursor) -> dict[str, tuple[str, str]]:
+    """``(model, tag)`` of every registered projection by served space (a small table)."""
+    return {s: (m, t) for s, m, t in cur.execute("SELECT space, model, tag FROM projections")}
+
+
+def projection_in(cur: sqlite3.Cursor, space: str) -> Projection | None:
+    row = cur.execute("SELECT body FROM projections WHERE space = ?", (space,)).fetchone()
+    return None if row is None else Projection.from_json(row[0])
+
+
+def _migrate_v1(cur: sqlite3.Cursor) -> None:
+    """Version 1 kept a PCA under ``pca:<space>`` (with ``pca-tag:<space>``) and provenance
+    under ``inferred:<id>`` in meta: move them to their tables, in the opening transaction."""
+    for space, text in _prefixed(cur, "pca:"):
+        old = json.loads(text)
+        weights = np.frombuffer(base64.b64decode(old["components"]), dtype="<f4")
+        proj = Projection(
+            kind="pca",
+            source=space,
+            space=space,
+            model=old["model"],
+            weights=weights.reshape(int(old["dim"]), -1),
+            mean=np.frombuffer(base64.b64decode(old["mean"]), dtype="<f4"),
+            info={"explained": float(old.get("explained", 0.0))},
+        )
+        _put_projection(cur, proj)
+    cur.executemany(
+        "INSERT INTO provenance(product_id, field, entry) VALUES (?, ?, ?)"
+        " ON CONFLICT(product_id, field) DO UPDATE SET entry = excluded.entry",
+        [
+            (pid, fld, json.dumps(entry, ensure_ascii=False))
+            for pid, text in _prefixed(cur, "inferred:")
+            for fld, entry in json.loads(text).items()
+        ],
+    )
+    for prefix in ("pca:", "pca-tag:", "inferred:"):
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        cur.execute("DELETE FROM meta WHERE key >= ? AND key < ?", (prefix, upper))
+
+
+def _put_projection(cur: sqlite3.Cursor, p: Projection) -> None:
+    cur.execute(
+        "INSERT INTO projections(space, source, model, tag, body) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT(space) DO UPDATE SET source = excluded.source, model = excluded.model,"
+        " tag = excluded.tag, body = excluded.body",
+        (p.space, p.source, p.model, p.tag, p.to_json()),
+    )
 
 
 class Store:
@@ -119,9 +200,20 @@ class Store:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     cur.execute(statement)
+            row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            version = SCHEMA_VERSION if row is None else int(row[0])
+            if version > SCHEMA_VERSION:
+                raise EngineError(
+                    f"{self.path} has schema version {version}; this Lookalike reads up to"
+                    f" {SCHEMA_VERSION}: upgrade it",
+                    path=str(self.path),
+                )
+            if version < 2:
+                _migrate_v1(cur)
             cur.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                (SCHEMA_VERSION,),
+                "INSERT INTO meta(key, value) VALUES ('schema_version', ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
             )
 
     # -- transactions ----------------------------------------------------------------------
@@ -256,6 +348,7 @@ class Store:
             )
             cur.executemany("DELETE FROM images WHERE product_id = ?", rows)
             cur.executemany("DELETE FROM product_vectors WHERE product_id = ?", rows)
+            cur.executemany("DELETE FROM provenance WHERE product_id = ?", rows)
             cur.executemany(
                 "INSERT INTO changes(product_id, op, at) VALUES (?, 'delete', ?)",
                 [(i, now) for i in live],
@@ -270,6 +363,52 @@ class Store:
                 (key, value),
             )
 
+    def set_projection(
+        self, projection: Projection, check: Callable[[dict[str, str]], None]
+    ) -> None:
+        """Register a projection; ``check`` sees the active models in the same transaction."""
+        with self.write() as cur:
+            check(active_models_in(cur))
+            _put_projection(cur, projection)
+
+    def drop_projection(self, space: str) -> bool:
+        with self.write() as cur:
+            return cur.execute("DELETE FROM projections WHERE space = ?", (space,)).rowcount > 0
+
+    def record_provenance(self, entries: Mapping[str, Provenance]) -> None:
+        rows = [
+            (pid, fld, json.dumps(entry, ensure_ascii=False))
+            for pid, fields in entries.items()
+            for fld, entry in fields.items()
+        ]
+        with self.write() as cur:
+            cur.executemany(
+                "INSERT INTO provenance(product_id, field, entry) VALUES (?, ?, ?)"
+                " ON CONFLICT(product_id, field) DO UPDATE SET entry = excluded.entry",
+                rows,
+            )
+
+    def delete_provenance(self, ids: Sequence[str], fields: Sequence[str] | None = None) -> int:
+        ids = list(dict.fromkeys(ids))
+        with self.write() as cur:
+            had = {
+                r[0]
+                for chunk in _chunks(ids)
+                for r in cur.execute(
+                    f"SELECT DISTINCT product_id FROM provenance WHERE product_id IN"
+                    f" ({_marks(len(chunk))})",
+                    list(chunk),
+                )
+            }
+            if fields is None:
+                cur.executemany("DELETE FROM provenance WHERE product_id = ?", [(i,) for i in had])
+            else:
+                cur.executemany(
+                    "DELETE FROM provenance WHERE product_id = ? AND field = ?",
+                    [(i, f) for i in had for f in fields],
+                )
+        return len(had)
+
     # -- reads -----------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         with self.read() as cur:
@@ -279,10 +418,24 @@ class Store:
     def active_models(self) -> dict[str, str]:
         """The model tag queries use for each space (the newest one written)."""
         with self.read() as cur:
-            rows = cur.execute(
-                "SELECT key, value FROM meta WHERE key LIKE ?", (ACTIVE_MODEL + "%",)
-            ).fetchall()
-        return {k[len(ACTIVE_MODEL) :]: v for k, v in rows}
+            return active_models_in(cur)
+
+    def projection(self, space: str) -> Projection | None:
+        with self.read() as cur:
+            return projection_in(cur, space)
+
+    def projections(self) -> dict[str, Projection]:
+        with self.read() as cur:
+            rows = cur.execute("SELECT space, body FROM projections ORDER BY space").fetchall()
+        return {space: Projection.from_json(body) for space, body in rows}
+
+    def provenance(self, ids: Sequence[str]) -> dict[str, Provenance]:
+        out: dict[str, Provenance] = {}
+        for pid, fld, entry in self._select_in(
+            "SELECT product_id, field, entry FROM provenance WHERE product_id IN ({marks})", ids
+        ):
+            out.setdefault(pid, {})[fld] = json.loads(entry)
+        return out
 
     def max_seq(self) -> int:
         """The newest change sequence number (0 for an empty log); a cheap PK lookup."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lookalike.engines.embedded.ann import AnnIndex
-from lookalike.pca import Pca
+from lookalike.projections import Projection
 from lookalike.vectors import unit
 
 GATHER_SHARE = 0.15  # below this share of rows, gather the rows instead of scoring all
@@ -49,10 +49,12 @@ def top_k(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.
 
 
 class VectorSpace:
-    """The vectors of one space and model tag, row-aligned with the catalogue."""
+    """The vectors of one space, row-aligned with the catalogue: the stored vectors of
+    ``source`` (the space itself unless a projection derives it) under model tag ``model``."""
 
-    def __init__(self, name: str, model: str, policy: AnnPolicy) -> None:
+    def __init__(self, name: str, model: str, policy: AnnPolicy, source: str | None = None) -> None:
         self.name = name
+        self.source = source or name
         self.model = model
         self.policy = policy
         self.matrix = np.zeros((0, 0), dtype=np.float32)
@@ -63,14 +65,14 @@ class VectorSpace:
         self._pending: set[int] | None = None  # rows changed while a build runs
         self._build_thread: threading.Thread | None = None
         self.build_error: str | None = None  # set when a background build failed
-        # A stored PCA of this model: rows hold reduced vectors, raw queries are reduced too.
-        self.projection: Pca | None = None
+        # A projection of this model: rows hold projected vectors, raw queries are projected too.
+        self.projection: Projection | None = None
 
     def serving(self, vector: np.ndarray) -> np.ndarray:
-        """A raw vector of this space's model in the form its rows are stored (reduced by PCA)."""
+        """A raw vector of the source model in the form the rows hold (projected, if any)."""
         p = self.projection
-        if p is not None and len(vector) == p.mean.shape[0]:
-            return p.reduce(vector)[0]
+        if p is not None and len(vector) == p.input_dim:
+            return p.apply(vector)[0]
         return vector
 
     # -- storage -----------------------------------------------------------------------------

@@ -7,17 +7,19 @@ version), so a stale writer can never overwrite a newer document.
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from lookalike.documents import Candidate, Document, Product
-from lookalike.engines.base import Engine, UpsertResult
+from lookalike.engines.base import Engine, Provenance, UpsertResult
+from lookalike.engines.opensearch import projected
 from lookalike.engines.opensearch import queries as q
 from lookalike.engines.opensearch.cluster import PAGE, Cluster
 from lookalike.engines.opensearch.errors import translated
-from lookalike.engines.opensearch.mapping import vector_field
+from lookalike.engines.opensearch.mapping import projected_field, vector_field
 from lookalike.engines.opensearch.source import (
     cache_entries,
     cache_id,
@@ -28,17 +30,20 @@ from lookalike.engines.opensearch.source import (
     to_source,
 )
 from lookalike.engines.plan import RescorePlan
-from lookalike.errors import EngineError
+from lookalike.errors import ConfigError, EngineError
 from lookalike.filters import Filter
+from lookalike.projections import Projection
+from lookalike.vectors import unit
 
 JsonDict = dict[str, object]
-_EXCLUDE_VECTORS = "vec_*,images.vector"
+_EXCLUDE_VECTORS = "vec_*,proj_*,images.vector"
 
 
 class OpenSearchEngine(Cluster, Engine):
     """Lookalike's engine contract implemented with opensearch-py."""
 
     name = "opensearch"
+    _projection_cache: tuple[float, dict[str, Projection]] | None = None
 
     def upsert(self, docs: Sequence[Document]) -> UpsertResult:
         """Index changed products; unchanged fingerprints are skipped, revisions bumped."""
@@ -69,6 +74,8 @@ class OpenSearchEngine(Cluster, Engine):
         actions: list[JsonDict] = []
         for doc, revision, version in plans:
             pid = doc.id
+            source = to_source(doc, revision, now, self.dims())
+            source.update(projected.projected_source(self, doc.models, vectors[pid]))
             actions.append(
                 {
                     "_op_type": "index",
@@ -76,7 +83,7 @@ class OpenSearchEngine(Cluster, Engine):
                     "_id": pid,
                     "version": version,
                     "version_type": "external",
-                    "_source": to_source(doc, revision, now, self.dims()),
+                    "_source": source,
                 }
             )
             for cid, entry in cache_entries(doc):
@@ -107,6 +114,7 @@ class OpenSearchEngine(Cluster, Engine):
         failed = self._bulk(actions) if actions else []
         if failed:
             raise EngineError(f"{len(failed)} deletes failed", first=failed[0])
+        self.delete_provenance(list(stored))
         return len(actions)
 
     # -- reads --------------------------------------------------------------------------------
@@ -128,15 +136,78 @@ class OpenSearchEngine(Cluster, Engine):
         }
 
     def vectors(self, ids: Sequence[str], space: str = "image") -> dict[str, np.ndarray]:
-        if space not in self.dims():
-            return {}
-        field = vector_field(space)
-        found = self._mget(self.index, ids, _source_includes=field)
+        served = self._serving(space)
+        return {} if served is None else self._field_vectors(ids, served[0])
+
+    def _field_vectors(
+        self, ids: Sequence[str], field: str, space: str | None = None, model: str | None = None
+    ) -> dict[str, np.ndarray]:
+        """A vector field of products by id (only those stored under ``model`` when given)."""
+        includes = field if model is None else f"{field},models"
+        found = self._mget(self.index, ids, _source_includes=includes)
         return {
             pid: np.asarray(d["_source"][field], dtype=np.float32)
             for pid, d in found.items()
             if d["_source"].get(field) is not None
+            and (model is None or (d["_source"].get("models") or {}).get(space) == model)
         }
+
+    def stored_vectors(self, ids: Sequence[str], space: str, model: str) -> dict[str, np.ndarray]:
+        """The ``vec_<space>`` field, never a projected one (none for a derived space)."""
+        if space not in self.dims():
+            return {}
+        return self._field_vectors(ids, vector_field(space), space, model)
+
+    def serving_vector(self, space: str, vector: np.ndarray) -> np.ndarray:
+        served = self._serving(space)
+        p = None if served is None else served[2]
+        if p is not None and np.size(vector) == p.input_dim:
+            return p.apply(unit(np.ravel(vector)))[0]
+        return vector
+
+    def space_models(self) -> dict[str, str]:
+        self.forget_mapping()  # another process may have written a new model since
+        return self.index_models()
+
+    # -- projections (projected.py) ---------------------------------------------------------------
+    def _serving(self, space: str) -> tuple[str, int, Projection | None] | None:
+        """``(field, dimension, projection)`` that answers a space; None when nothing does."""
+        p = self.projections().get(space)
+        if p is not None:
+            field = projected_field(space, p.tag)
+            source_model = self.index_models().get(p.source)
+            if p.model == source_model and field in self.vector_fields():
+                return field, p.dim, p
+            if not p.in_place:
+                p.check_model(source_model)  # another model now: fit it again
+                raise ConfigError(
+                    f"index {self.index} holds no vectors of the projection serving {space!r}:"
+                    " register it again",
+                    space=space,
+                )
+        if space in self.dims():
+            return vector_field(space), self.dims()[space], None
+        return None
+
+    def set_projection(self, projection: Projection) -> None:
+        projected.register(self, projection)
+
+    def projection(self, space: str) -> Projection | None:
+        return self.projections().get(space)
+
+    def projections(self) -> dict[str, Projection]:
+        now = time.monotonic()
+        cache = self._projection_cache
+        if cache is None or now - cache[0] > projected.CACHE_SECONDS:
+            self.forget_mapping()  # a projected field may have been added meanwhile
+            cache = self._projection_cache = (now, projected.read_all(self))
+        return cache[1]
+
+    def forget_projections(self) -> None:
+        self._projection_cache = None
+
+    def drop_projection(self, space: str) -> bool:
+        return projected.drop(self, space)
 
     def image_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         found = self._mget(self.index, ids, _source_includes="images")
@@ -162,10 +233,14 @@ class OpenSearchEngine(Cluster, Engine):
         exclude: Sequence[str] = (),
         space: str = "image",
     ) -> list[Candidate]:
-        if k <= 0 or space not in self.dims():
+        served = self._serving(space)
+        if k <= 0 or served is None:
             return []
-        query = fit_dimension(np.asarray(vector, np.float32).ravel(), self.dims()[space], space)
-        hits = self._search(q.knn_body(query, k, filters, exclude, space, self.ef_search))
+        field, dim, _ = served
+        query = self.serving_vector(space, np.asarray(vector, np.float32).ravel())
+        query = fit_dimension(np.asarray(query, np.float32), dim, space)
+        body = q.knn_body(query, k, filters, exclude, space, self.ef_search, field)
+        hits = self._search(body)
         return [Candidate(h["_id"], q.cosine_from_score(h["_score"])) for h in hits]
 
     def rescored_search(self, plan: RescorePlan, k: int) -> tuple[list[Candidate], int] | None:
@@ -173,6 +248,8 @@ class OpenSearchEngine(Cluster, Engine):
         ``pushdown`` is off; the reranker then re-scores in Python over ``_mget`` vectors."""
         if not self.rescores:
             return None
+        if {plan.visual.space, *(s.space for s in plan.extra)} & set(self.projections()):
+            return None  # projected spaces are re-scored in Python over the served vectors
         from lookalike.engines.opensearch.pushdown import plan_search
 
         return plan_search(self, plan, k)
@@ -209,6 +286,52 @@ class OpenSearchEngine(Cluster, Engine):
         with translated("meta write"):
             self.client.index(index=self.meta_index, id=key, body={"value": value})
 
+    # -- provenance: one document per product in <prefix>-provenance ------------------------------
+    def record_provenance(self, entries: Mapping[str, Provenance]) -> None:
+        if not entries:
+            return
+        self._ensure_plain(self.provenance_index, "provenance")
+        actions = [
+            {
+                "_op_type": "update",
+                "_index": self.provenance_index,
+                "_id": pid,
+                # a partial update merges ``fields``: the given fields replace theirs
+                "doc": {"fields": {f: json.dumps(e, ensure_ascii=False) for f, e in by.items()}},
+                "doc_as_upsert": True,
+                "retry_on_conflict": 5,
+            }
+            for pid, by in entries.items()
+        ]
+        failed = self._bulk(actions)
+        if failed:
+            raise EngineError(f"{len(failed)} provenance writes failed", first=failed[0])
+
+    def provenance(self, ids: Sequence[str]) -> dict[str, Provenance]:
+        found = self._mget(self.provenance_index, ids)
+        out = {
+            pid: {f: json.loads(e) for f, e in (d["_source"].get("fields") or {}).items()}
+            for pid, d in found.items()
+        }
+        return {pid: by for pid, by in out.items() if by}
+
+    def delete_provenance(self, ids: Sequence[str], fields: Sequence[str] | None = None) -> int:
+        found = self._mget(self.provenance_index, ids)
+        actions: list[JsonDict] = []
+        for pid, d in found.items():
+            kept = dict(d["_source"].get("fields") or {})
+            for f in kept.copy() if fields is None else fields:
+                kept.pop(f, None)
+            base: JsonDict = {"_index": self.provenance_index, "_id": pid}
+            if not kept:
+                actions.append({**base, "_op_type": "delete"})
+            elif len(kept) < len(d["_source"].get("fields") or {}):
+                actions.append({**base, "_op_type": "index", "_source": {"fields": kept}})
+        failed = self._bulk(actions) if actions else []
+        if failed:
+            raise EngineError(f"{len(failed)} provenance deletes failed", first=failed[0])
+        return len(found)
+
     # -- blue/green (lifecycle.py) ------------------------------------------------------------
     @property
     def location(self) -> str:
@@ -225,9 +348,18 @@ class OpenSearchEngine(Cluster, Engine):
         return switch_alias(self, green.location, drop_old=not keep_old)
 
     def refresh(self) -> None:
+        self.forget_projections()
         with translated("refresh"):
             self.client.indices.refresh(
-                index=",".join([self.index, self.cache_index, self.meta_index]),
+                index=",".join(
+                    [
+                        self.index,
+                        self.cache_index,
+                        self.meta_index,
+                        self.projection_index,
+                        self.provenance_index,
+                    ]
+                ),
                 params={"ignore_unavailable": "true", "allow_no_indices": "true"},
             )
 

@@ -5,6 +5,8 @@ three request primitives (``_mget`` in bounded chunks, ``_search``, ``streaming_
   reads and writes go through the alias, or through ``target`` when building a new index.
 * ``<prefix>-image-cache`` keeps image vectors by (model, image hash); it outlives products.
 * ``<prefix>-meta`` keeps small settings, one document per key.
+* ``<prefix>-projections`` keeps the registered projections, one document per served space.
+* ``<prefix>-provenance`` keeps where inferred values came from, one document per product.
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ from lookalike.engines.opensearch.mapping import (
     add_vector_fields_body,
     dims_from_mapping,
     field_dimension,
+    knn_fields,
+    meta_from_mapping,
+    models_meta_body,
     new_index_name,
     plain_index_body,
     products_index_body,
+    vector_field,
 )
 from lookalike.errors import EngineError
 
@@ -57,6 +63,8 @@ class Cluster:
         self.index = target or self.alias
         self.cache_index = f"{prefix}-image-cache"
         self.meta_index = f"{prefix}-meta"
+        self.projection_index = f"{prefix}-projections"
+        self.provenance_index = f"{prefix}-provenance"
         self.max_retries = max_retries
         self.initial_backoff = initial_backoff
         self.chunk_size = chunk_size
@@ -64,6 +72,8 @@ class Cluster:
         self.rescores = pushdown  # anchor re-ranking runs inside the cluster (a rescore)
         self.ef_search = ef_search  # HNSW beam of k-NN queries (at least k)
         self._dims: dict[str, int] | None = None
+        self._fields: dict[str, int] = {}  # every knn_vector field (stored and projected)
+        self._meta: JsonDict = {}  # the products index's _meta (its models)
         self._known: set[str] = set()
 
     # -- index management ---------------------------------------------------------------------
@@ -79,6 +89,7 @@ class Cluster:
     def forget_mapping(self) -> None:
         """The alias moved: read the vector dimensions again on next use."""
         self._dims = None
+        self._fields, self._meta = {}, {}
 
     def dims(self) -> dict[str, int]:
         """Vector spaces of the products index and their dimensions (empty if none yet)."""
@@ -86,8 +97,30 @@ class Cluster:
             if not self._exists(self.index):
                 return {}
             with translated("mapping read"):
-                self._dims = dims_from_mapping(self.client.indices.get_mapping(index=self.index))
+                mapping = self.client.indices.get_mapping(index=self.index)
+            self._dims = dims_from_mapping(mapping)
+            self._fields = knn_fields(mapping)
+            self._meta = meta_from_mapping(mapping)
         return self._dims
+
+    def vector_fields(self) -> dict[str, int]:
+        """Every ``knn_vector`` field of the products index (projected ones too)."""
+        self.dims()
+        return self._fields
+
+    def index_models(self) -> dict[str, str]:
+        """The newest model tag written to each space (``_meta.models``)."""
+        self.dims()
+        return dict(self._meta.get("models", {}))
+
+    def _record_models(self, models: dict[str, str]) -> None:
+        """Keep ``_meta.models`` at the newest model of each space."""
+        if all(self.index_models().get(s) == m for s, m in models.items()):
+            return
+        body = models_meta_body(self._meta, models)
+        with translated("mapping update"):
+            self.client.indices.put_mapping(index=self.index, body=body)
+        self._meta = body["_meta"]
 
     def _ensure_products(self, dims: dict[str, int], models: dict[str, str]) -> None:
         known = self.dims()
@@ -100,6 +133,8 @@ class Cluster:
             body = products_index_body(want, models, aliases=(self.alias,))
             if self._create(name, body):
                 self._dims = want
+                self._fields = {vector_field(s): d for s, d in want.items()}
+                self._meta = body["mappings"]["_meta"]
                 return
             if not self._exists(self.index):
                 raise EngineError(f"index {name} exists but {self.alias} does not point at it")
@@ -120,6 +155,8 @@ class Cluster:
             with translated("mapping update"):
                 self.client.indices.put_mapping(index=self.index, body=add_vector_fields_body(new))
             self._dims = {**known, **new}
+            self._fields.update((vector_field(s), d) for s, d in new.items())
+        self._record_models(models)
 
     def _ensure_plain(self, index: str, definition: str) -> None:
         if not self._exists(index):

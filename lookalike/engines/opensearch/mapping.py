@@ -20,6 +20,7 @@ from lookalike.errors import ConfigError
 
 MAPPINGS_DIR = Path(__file__).resolve().parents[3] / "mappings"
 VECTOR_PREFIX = "vec_"
+PROJECTED_PREFIX = "proj_"  # knn_vector fields of projected spaces: proj_<space>_<tag hash>
 # Spaces whose dimension grows (the attribute vocabulary): their knn_vector field is created
 # with spare capacity and shorter vectors are zero-padded (exact for cosine similarity).
 GROWING_SPACES = frozenset({"attributes"})
@@ -46,6 +47,26 @@ def vector_field(space: str) -> str:
     if not _SPACE.match(space):
         raise ConfigError(f"invalid vector space name {space!r}", space=space)
     return VECTOR_PREFIX + space
+
+
+def projected_field(space: str, tag: str) -> str:
+    """The ``knn_vector`` field of a projected space: one per fitted projection (its tag's
+    hash), so a refit is written beside the served one and readers switch in one step."""
+    vector_field(space)  # the same name rules
+    return f"{PROJECTED_PREFIX}{space}_{tag.rsplit('-', 1)[-1]}"
+
+
+def projected_field_body(field: str, dim: int) -> JsonDict:
+    """The ``PUT /<index>/_mapping`` body adding one projected vector field."""
+    return {"properties": {field: vector_mapping(dim)}}
+
+
+def models_meta_body(mapping_meta: JsonDict, models: dict[str, str]) -> JsonDict:
+    """The ``PUT /<index>/_mapping`` body recording the newest model of each space in
+    ``_meta.models`` (what ``Engine.space_models`` answers)."""
+    meta = copy.deepcopy(mapping_meta)
+    meta["models"] = dict(sorted({**meta.get("models", {}), **models}.items()))
+    return {"_meta": meta}
 
 
 def field_dimension(space: str, dim: int) -> int:
@@ -88,13 +109,29 @@ def plain_index_body(name: str) -> JsonDict:
 
 def dims_from_mapping(mapping: JsonDict) -> dict[str, int]:
     """Vector spaces and their dimensions as read back from ``GET /<index>/_mapping``."""
-    dims: dict[str, int] = {}
+    return {
+        name[len(VECTOR_PREFIX) :]: dim
+        for name, dim in knn_fields(mapping).items()
+        if name.startswith(VECTOR_PREFIX)
+    }
+
+
+def knn_fields(mapping: JsonDict) -> dict[str, int]:
+    """Every ``knn_vector`` field (stored and projected) and its dimension."""
+    out: dict[str, int] = {}
     for index_data in mapping.values():
         props = index_data.get("mappings", {}).get("properties", {})
         for name, field in props.items():
-            if name.startswith(VECTOR_PREFIX) and field.get("type") == "knn_vector":
-                dims[name[len(VECTOR_PREFIX) :]] = int(field["dimension"])
-    return dims
+            if field.get("type") == "knn_vector":
+                out[name] = int(field["dimension"])
+    return out
+
+
+def meta_from_mapping(mapping: JsonDict) -> JsonDict:
+    """The products index's ``_meta`` (schema, models) as read back from ``GET _mapping``."""
+    for index_data in mapping.values():
+        return dict(index_data.get("mappings", {}).get("_meta", {}))
+    return {}
 
 
 def new_index_name(alias: str) -> str:

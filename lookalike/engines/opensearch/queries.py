@@ -134,8 +134,10 @@ def knn_body(
     exclude: Sequence[str],
     space: str,
     ef_search: int = 256,
+    field: str | None = None,
 ) -> JsonDict:
-    """Filtered k-NN: the ``knn`` query with its ``filter`` (efficient filtering in Lucene).
+    """Filtered k-NN: the ``knn`` query with its ``filter`` (efficient filtering in Lucene),
+    over ``field`` (a projected space's) or the space's stored vectors.
 
     ``ef_search`` widens the HNSW beam beyond ``k`` (as the embedded engine's does): with a
     beam of ``k`` alone, Lucene misses true neighbours even in a graph of 60 vectors."""
@@ -148,7 +150,7 @@ def knn_body(
         knn["filter"] = restriction(filters, exclude)
     return {
         "size": k,
-        "query": {"knn": {vector_field(space): knn}},
+        "query": {"knn": {field or vector_field(space): knn}},
         "_source": False,
         "track_total_hits": False,
     }
