@@ -34,12 +34,25 @@ QUERIES: dict[str, list[dict[str, Any]]] = {
 PRODUCTS = ("p1", "miss", "remote", "nope")
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[TestClient, list[str]]]:
+@pytest.fixture(params=["embedded", "opensearch"])
+def served(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[TestClient, list[str]]]:
     folder = tmp_path / "catalogue"
     records = api_records(folder, 8)
     records.append({**records[0], "id": "miss", "images": [str(folder / "img" / "gone.jpg")]})
-    settings = keyed_settings(tmp_path / "data", folder)  # sessions need the test Redis
+    engine_settings: dict[str, Any] = {}
+    if request.param == "opensearch":
+        from tests.opensearch_live import opensearch_url, unique_prefix
+
+        prefix = unique_prefix()
+        engine_settings = {
+            "engine": "opensearch",
+            "opensearch_url": opensearch_url(),
+            "opensearch_prefix": prefix,
+        }
+        request.addfinalizer(lambda: _drop_indices(prefix))
+    settings = keyed_settings(tmp_path / "data", folder, **engine_settings)  # sessions: Redis
     with TestClient(create_app(settings)) as c:
         assert c.post("/products", json=records, headers=WRITE).status_code == 200
         remote = ImageEntry(0, "https://images.example.com/shoe.jpg", hash=None, error="timeout")
@@ -50,6 +63,12 @@ def served(tmp_path: Path) -> Iterator[tuple[TestClient, list[str]]]:
         assert c.post("/sessions/shopper-0001/events", json=events).status_code == 200
         secrets = {str(tmp_path), str(tmp_path.resolve()), str(folder), str(tmp_path / "data")}
         yield c, sorted(secrets)
+
+
+def _drop_indices(prefix: str) -> None:
+    from tests.opensearch_live import live_client
+
+    live_client().indices.delete(index=f"{prefix}-*", params={"ignore_unavailable": "true"})
 
 
 def flat_routes(routes: list[Any]) -> Iterator[Any]:
