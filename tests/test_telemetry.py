@@ -82,6 +82,7 @@ def test_series_move_after_requests_and_an_inline_ingest(
     assert value(after, "lookalike_http_requests_total", **unmatched) == 1
     assert not any("/products/p1" in dict(labels).get("route", "") for _, labels in after)
     assert value(after, "lookalike_engine_products") == 6
+    assert value(after, "lookalike_engine_up") == 1
     assert value(after, "lookalike_engine_vector_space", space="image",
                  model=settings.image_model, projection="") == 1  # fmt: skip
     api = {"role": "api"}
@@ -278,3 +279,23 @@ def test_lookalike_serve_is_scraped_and_logs_json(indexed: dict[str, object]) ->
     assert access[0]["logger"] == "lookalike.access" and access[0]["status"] == 200
     assert access[0]["route"] == "/products/{product_id}/similar"
     assert any(line["logger"].startswith("uvicorn") for line in lines)  # the server's own, too
+
+
+def test_a_500_keeps_its_request_id_and_is_counted(tmp_path: Path) -> None:
+    from lookalike.api.state import serving
+
+    settings = keyed_settings(tmp_path / "data", tmp_path, redis_url=NO_REDIS)
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        serving(app).engine.close()  # a real failure: the engine's database is gone
+        failed = c.get("/products/p1", headers={"X-Request-ID": "broken-1"})
+        assert failed.status_code == 500 and failed.headers["x-request-id"] == "broken-1"
+        assert failed.json()["error"]["code"] == "internal_error"
+        text = "\n".join(
+            f"{s.name} {s.labels} {s.value}"
+            for family in text_string_to_metric_families(c.get("/metrics").text)
+            for s in family.samples
+            if s.name == "lookalike_http_requests_total"
+        )
+        assert value(scrape(c), "lookalike_engine_up") == 0  # the scrape itself still answers
+    assert "'status': '500'" in text and "/products/{product_id}" in text

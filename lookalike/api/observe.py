@@ -19,6 +19,7 @@ import uuid
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lookalike.telemetry import request_id
@@ -97,8 +98,23 @@ class Observe:
                 message = {**message, "headers": headers}
             await send(message)
 
+        started_response = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started_response
+            started_response = started_response or message["type"] == "http.response.start"
+            await send_with_id(message)
+
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_tracked)
+        except Exception as exc:
+            # The app's 500 answer is sent from outside every middleware, where the id would
+            # be lost: answer here with the same handler, then let the server see the error.
+            handler = getattr(scope.get("app"), "exception_handlers", {}).get(Exception)
+            if handler is not None and not started_response:
+                response = await handler(Request(scope), exc)
+                await response(scope, receive, send_tracked)
+            raise
         finally:
             seconds = time.perf_counter() - started
             route = route_template(scope)

@@ -8,6 +8,7 @@ answer, the ingest counters are this API process's own and the queue depth is le
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +30,7 @@ from lookalike.telemetry import (
 )
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger(__name__)
 
 
 class ServiceCollector(Collector):
@@ -39,7 +41,28 @@ class ServiceCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         now = serving(self.app)
-        engine, settings = now.engine, now.settings
+        settings = now.settings
+        up = GaugeMetricFamily("lookalike_engine_up", "1 when the engine answered this scrape.")
+        try:
+            engine_series = list(self._engine(now.engine, settings))
+        except Exception:  # noqa: BLE001 - a scrape reports a broken engine, it does not fail
+            log.warning("the engine did not answer the metrics scrape", exc_info=True)
+            engine_series = []
+        up.add_metric([], 1 if engine_series else 0)
+        yield up
+        yield from engine_series
+        yield from self._ingest(settings.redis_url)
+        depth = queue_depth(settings.redis_url)
+        if depth is not None:
+            queued = GaugeMetricFamily(
+                "lookalike_queue_depth",
+                "Ingest jobs waiting in the Celery queue.",
+                labels=["queue"],
+            )
+            queued.add_metric([QUEUE_NAME], depth)
+            yield queued
+
+    def _engine(self, engine: Any, settings: Settings) -> Iterator[Metric]:
         products = GaugeMetricFamily("lookalike_engine_products", "Products the engine holds.")
         products.add_metric([], engine.count())
         yield products
@@ -61,16 +84,6 @@ class ServiceCollector(Collector):
             if space not in models and space != "attributes":  # a derived space ("tuned")
                 spaces.add_metric([space, held.model, held.tag], 1)
         yield spaces
-        yield from self._ingest(settings.redis_url)
-        depth = queue_depth(settings.redis_url)
-        if depth is not None:
-            queued = GaugeMetricFamily(
-                "lookalike_queue_depth",
-                "Ingest jobs waiting in the Celery queue.",
-                labels=["queue"],
-            )
-            queued.add_metric([QUEUE_NAME], depth)
-            yield queued
 
     def _ingest(self, redis_url: str) -> Iterator[Metric]:
         shared = shared_ingest_counts(redis_url)
