@@ -299,3 +299,45 @@ def test_a_500_keeps_its_request_id_and_is_counted(tmp_path: Path) -> None:
         )
         assert value(scrape(c), "lookalike_engine_up") == 0  # the scrape itself still answers
     assert "'status': '500'" in text and "/products/{product_id}" in text
+
+
+@pytest.mark.slow
+def test_lookalike_worker_logs_json_with_task_events_on(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    with private_broker() as broker:
+        env = dict(
+            os.environ,
+            REDIS_URL=broker,
+            LOOKALIKE_LOG_FORMAT="json",
+            LOOKALIKE_DATA_DIR=str(tmp_path / "data"),
+            LOOKALIKE_IMAGE_MODEL="color-histogram",
+            LOOKALIKE_TEXT_MODEL="none",
+            PYTHONUNBUFFERED="1",
+        )
+        command = [sys.executable, "-m", "lookalike.cli", "worker", "--concurrency", "1"]
+        proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        lines: list[str] = []
+        try:
+            deadline = time.monotonic() + 60
+            assert proc.stdout is not None
+            while time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                lines.append(line)
+                if line.startswith("{") and json.loads(line)["message"].endswith("ready."):
+                    break
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    assert records and records[-1]["message"].endswith("ready."), "".join(lines)[-2000:]
+    assert all(r["logger"].startswith("celery") for r in records)
+    assert any("task events: ON" in line for line in lines)  # Flower sees the tasks
