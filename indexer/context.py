@@ -8,7 +8,6 @@ reads, writes and embeds texts.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -21,7 +20,7 @@ import numpy as np
 
 from lookalike.attributes import AttributeEncoder
 from lookalike.engines import Engine, open_engine
-from lookalike.netguard import Resolver, split_list
+from lookalike.netguard import Resolver
 from lookalike.settings import Settings
 from lookalike.vectorizers import create_image_vectorizer, create_text_embedder
 from lookalike.vectorizers.base import ImageVectorizer, TextEmbedder
@@ -57,8 +56,8 @@ def build_context(settings: Settings, engine: Engine | None = None) -> IndexCont
         text_embedder=create_text_embedder(settings.text_model),
         image_timeout=settings.image_timeout,
         image_max_bytes=settings.image_max_bytes,
-        allowed_hosts=tuple(split_list(settings.image_allowed_hosts)),
-        image_roots=tuple(Path(p) for p in split_list(settings.image_roots, os.pathsep)),
+        allowed_hosts=settings.image_allowed_hosts,
+        image_roots=settings.image_roots,
         image_model=settings.image_model,
         image_tensor=settings.image_tensor,
     )

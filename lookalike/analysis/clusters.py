@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,21 @@ def export_clusters(result: Clustering, engine: Engine, folder: Path) -> list[Pa
                     ]
                 )
     return [json_path, csv_path]
+
+
+def select_members(
+    ids: Sequence[str] | None, cluster: int | None, clustering: Callable[[], Clustering]
+) -> list[str]:
+    """The products an assignment names: ``ids``, or the members of cluster number ``cluster``
+    of ``clustering()`` (computed only then, with the k and filters the numbers came from)."""
+    if ids:
+        return list(ids)
+    if cluster is None:
+        raise InvalidInput("give ids, or a cluster number (with the k and filters it came from)")
+    result = clustering()
+    if not 0 <= cluster < len(result.clusters):
+        raise InvalidInput(f"cluster must be 0-{len(result.clusters) - 1}, got {cluster}")
+    return result.clusters[cluster].members
 
 
 def assign_cluster(engine: Engine, ids: list[str], field: str, value: str) -> int:

@@ -6,7 +6,6 @@ paths only inside the configured image roots, URLs only through the SSRF guard.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,6 @@ from PIL import Image, ImageOps
 from lookalike.documents import Product
 from lookalike.errors import ImageError
 from lookalike.images import decode_image, read_bytes
-from lookalike.netguard import split_list
 from lookalike.settings import Settings
 
 GREY = (200, 200, 200)
@@ -37,8 +35,8 @@ class ImageAccess:
         return cls(
             timeout=settings.image_timeout,
             max_bytes=settings.image_max_bytes,
-            allowed_hosts=tuple(split_list(settings.image_allowed_hosts)),
-            roots=tuple(Path(p) for p in split_list(settings.image_roots, os.pathsep)),
+            allowed_hosts=settings.image_allowed_hosts,
+            roots=settings.image_roots,
         )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from celery import Celery
 from fastapi import Request
 
+from lookalike.api.state import Serving, serving
 from lookalike.errors import Conflict
 
 _init_lock = threading.Lock()
@@ -27,7 +28,7 @@ def _celery(request: Request, name: str, results: bool) -> Celery:
         if getattr(state, name, None) is None:
             from indexer.celery_app import make_celery
 
-            settings = state.settings
+            settings = serving(request.app).settings
             made = make_celery(settings.redis_url, settings.visibility_timeout)
             if not results:
                 # No result subscription per sent job: nothing grows in the API process, and a
@@ -48,17 +49,17 @@ def celery_results(request: Request) -> Celery:
     return _celery(request, "celery_results", results=True)
 
 
-def index_context(request: Request) -> Any:
-    """The inline-ingest context (models loaded once, on first use) over the app's engine."""
+def index_context(request: Request, now: Serving) -> Any:
+    """The inline-ingest context over ``now``'s engine: its models are loaded on first use
+    and again only when a re-index has swapped in another settings-and-engine pair."""
     state = request.app.state
     with _init_lock:
-        if getattr(state, "index_context", None) is None:
+        held = getattr(state, "index_context", None)
+        if held is None or held[0] is not now:
             from indexer.context import build_context
 
-            state.index_context = build_context(state.settings, engine=state.engine)
-    ctx = state.index_context
-    ctx.engine = state.engine  # a reindex may have swapped the engine
-    return ctx
+            held = state.index_context = (now, build_context(now.settings, engine=now.engine))
+    return held[1]
 
 
 @dataclass

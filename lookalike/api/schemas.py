@@ -1,44 +1,12 @@
-"""Response models: the JSON shapes the API promises (and the CLI's --json prints)."""
+"""Response models: the JSON shapes the API promises (and the CLI's --json prints).
+
+Search answers (``/search``, ``/search/image``, ``/products/{id}/similar``) are
+``reranker.results.SearchResult``, the model the service returns and the CLI prints.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel
-
-
-class HitOut(BaseModel):
-    id: str
-    score: float
-    title: str
-    brand: str | None = None
-    category: str | None = None
-    color: str | None = None
-    price: float | None = None
-    image: str | None = None
-    explanation: dict[str, Any] | None = None  # only with explain=true
-
-
-class SessionAnchorOut(BaseModel):
-    id: str
-    weight: float
-    events: list[dict[str, Any]]  # the events that made this anchor: type, product_id, at
-
-
-class SessionUsedOut(BaseModel):
-    """Which of a shopper's events became which anchors (only with ``session_id``)."""
-
-    id: str
-    anchors: list[SessionAnchorOut]
-    negatives: list[SessionAnchorOut]
-    excluded: list[str]
-
-
-class SearchOut(BaseModel):
-    hits: list[HitOut]
-    total: int
-    anchors: list[str]
-    session: SessionUsedOut | None = None
 
 
 class ImageOut(BaseModel):

@@ -48,9 +48,14 @@ def run(fn: Callable[[], T]) -> T:
         return fn()
 
 
+def emit_json(data: Any) -> None:
+    """One JSON line on stdout (UTF-8, as the API sends it): what every ``--json`` prints."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+
+
 def print_result(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        emit_json(data)
         return
     table = Table("rank", "id", "score", "title", "category", "color")
     for rank, hit in enumerate(data["hits"], start=1):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from lookalike.cli.common import JsonOpt, app, console, errors, run
+from lookalike.cli.common import JsonOpt, app, console, emit_json, errors, run
 from lookalike.settings import Settings
 
 
@@ -78,7 +77,7 @@ def index(
         )
     summary = report.to_dict()
     if as_json:
-        sys.stdout.write(json.dumps(summary) + "\n")
+        emit_json(summary)
     else:
         b = report.batches
         console.print(
@@ -150,7 +149,7 @@ def reindex(
     )
     data = report.to_dict()
     if as_json:
-        sys.stdout.write(json.dumps(data) + "\n")
+        emit_json(data)
         return
     console.print(
         f"reindexed {data['products']} products with {model} into {data['target']}; "

@@ -5,15 +5,15 @@ from __future__ import annotations
 import threading
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, FastAPI, Path, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from lookalike.api.jobs import celery_results, local_jobs
 from lookalike.api.security import WRITE_RESPONSES, WriteAccess
+from lookalike.api.state import Serving, serving, swap
 from lookalike.engines import open_engine
 from lookalike.errors import EngineUnavailable
-from lookalike.settings import Settings
 
 router = APIRouter(tags=["admin"], dependencies=[WriteAccess], responses=WRITE_RESPONSES)
 
@@ -37,12 +37,11 @@ class JobOut(BaseModel):
     error: str | None = None
 
 
-def _reindex(request: Request, body: ReindexIn) -> dict[str, Any]:
+def _reindex(app: FastAPI, body: ReindexIn) -> dict[str, Any]:
     """Build green, switch, then serve from the new target."""
     from indexer.reindex import reindex
 
-    app = request.app
-    settings: Settings = app.state.settings
+    settings = serving(app).settings
     report = reindex(
         settings,
         body.image_model,
@@ -58,12 +57,10 @@ def _reindex(request: Request, body: ReindexIn) -> dict[str, Any]:
             "text_model": body.text_model or settings.text_model,
         }
     )
-    old = app.state.engine
-    app.state.settings = new_settings
-    app.state.engine = open_engine(new_settings)
-    app.state.index_context = None
+    # One step: a request sees the old settings and engine or the new ones, never a mix.
+    old = swap(app, Serving(new_settings, open_engine(new_settings)))
     # Requests that picked up the old engine finish on it; it closes after a grace period.
-    closer = threading.Timer(RETIRE_AFTER_S, old.close)
+    closer = threading.Timer(RETIRE_AFTER_S, old.engine.close)
     closer.daemon = True
     closer.start()
     return report.to_dict()
@@ -76,7 +73,7 @@ def start_reindex(request: Request, body: ReindexIn) -> Any:
     The old index keeps answering until the new one is complete, then readers switch at
     once. One re-index at a time (409 while one runs).
     """
-    job = local_jobs(request).start("reindex", lambda: _reindex(request, body))
+    job = local_jobs(request).start("reindex", lambda: _reindex(request.app, body))
     return JobOut(id=job.id, kind=job.kind, state=job.state)
 
 

@@ -20,7 +20,6 @@ from lookalike.analysis import gapfill, visualmap
 from lookalike.analysis.population import visual_population
 from lookalike.api.deps import EngineDep, FiltersDep
 from lookalike.api.security import WRITE_RESPONSES, WriteAccess
-from lookalike.errors import InvalidInput
 
 router = APIRouter(tags=["merchandising"])
 T = TypeVar("T")
@@ -168,15 +167,9 @@ def get_clusters(
 )
 def assign_cluster(body: AssignIn, request: Request, engine: EngineDep, filters: FiltersDep) -> Any:
     """Set ``field`` = ``value`` on the given ids or a cluster's members (marked inferred)."""
-    if body.ids:
-        members = list(body.ids)
-    elif body.cluster is not None:
-        result = _clustering(request, engine, body.k, filters, body.limit)
-        if body.cluster >= len(result.clusters):
-            raise InvalidInput(f"cluster must be 0-{len(result.clusters) - 1}, got {body.cluster}")
-        members = result.clusters[body.cluster].members
-    else:
-        raise InvalidInput("give ids, or a cluster number (with the k and filters it came from)")
+    members = clustering.select_members(
+        body.ids, body.cluster, lambda: _clustering(request, engine, body.k, filters, body.limit)
+    )
     updated = clustering.assign_cluster(engine, members, body.field, body.value)
     return {"field": body.field, "value": body.value, "updated": updated, "ids": members}
 

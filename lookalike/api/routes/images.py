@@ -9,8 +9,6 @@ arbitrary files; http(s) images are a redirect, the browser fetches them itself.
 from __future__ import annotations
 
 import io
-import os
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -22,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 from lookalike.api.deps import EngineDep, SettingsDep
 from lookalike.errors import ImageError, NotFound
 from lookalike.images import ALLOWED_FORMATS, decode_image, has_scheme, read_bytes
-from lookalike.netguard import split_list
 from lookalike.settings import Settings
 
 router = APIRouter(prefix="/products", tags=["images"])
@@ -37,11 +34,6 @@ MEDIA_TYPES = {
     "TIFF": "image/tiff",
 }
 CACHE = {"Cache-Control": "private, max-age=300"}
-
-
-def image_roots(settings: Settings) -> tuple[Path, ...]:
-    """The configured image roots (``:``-separated), as indexing reads them."""
-    return tuple(Path(p) for p in split_list(settings.image_roots, os.pathsep))
 
 
 def image_format(data: bytes, source: str) -> str:
@@ -70,7 +62,7 @@ def thumbnail_jpeg(data: bytes, source: str, size: int) -> bytes:
 
 def local_image(source: str, settings: Settings, size: int | None) -> tuple[bytes, str]:
     """Bytes and media type of a stored local image (thumbnail when ``size`` is given)."""
-    data = read_bytes(source, max_bytes=settings.image_max_bytes, roots=image_roots(settings))
+    data = read_bytes(source, max_bytes=settings.image_max_bytes, roots=settings.image_roots)
     if size is not None:
         return thumbnail_jpeg(data, source, size), "image/jpeg"
     return data, MEDIA_TYPES[image_format(data, source)]

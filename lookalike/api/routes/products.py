@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from lookalike.api.deps import EngineDep, FiltersDep, RerankDep, SettingsDep
-from lookalike.api.routes.sessions import SessionQueryDep
-from lookalike.api.schemas import ProductOut, SearchOut
+from lookalike.api.deps import EngineDep
+from lookalike.api.routes.search import AnswerDep
+from lookalike.api.schemas import ProductOut
 from lookalike.errors import NotFound
-from reranker import Anchor
+from reranker.results import SearchResult
 
 router = APIRouter(prefix="/products", tags=["products"])
 
@@ -26,19 +26,11 @@ def get_product(product_id: ProductId, engine: EngineDep) -> Any:
     return product
 
 
-@router.get("/{product_id}/similar", response_model=SearchOut, response_model_exclude_unset=True)
-def more_like_this(
-    product_id: ProductId,
-    engine: EngineDep,
-    settings: SettingsDep,
-    filters: FiltersDep,
-    params: RerankDep,
-    session: SessionQueryDep,
-) -> Any:
+@router.get("/{product_id}/similar", response_model=SearchResult)
+def more_like_this(product_id: ProductId, answer: AnswerDep) -> Any:
     """Products that look like this one (never itself), within the filters.
 
     ``anchor_ids`` adds more anchors next to this product; the other re-ranking parameters
     work as on ``/search``.
     """
-    anchors = (Anchor(product_id),) + tuple(a for a in params.anchors if a.id != product_id)
-    return session.run(engine, params.request(settings, anchors=anchors, filters=filters))
+    return answer(like=product_id)
