@@ -4,6 +4,7 @@ within a second, and ``lookalike pca`` really serving the space reduced."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,7 +100,7 @@ def test_re_ranking_over_a_pca_answers_as_the_embedded_engine(
     engine: OpenSearchEngine, tmp_path: Path
 ) -> None:
     """The same catalogue and PCA on both engines: the same "more like this" pages (on
-    OpenSearch re-scored in Python over the reduced vectors, not pushed down)."""
+    OpenSearch re-scored inside the cluster over the reduced field, and in Python)."""
     from lookalike.engines.embedded import EmbeddedEngine
     from reranker import Anchor, RerankRequest, run, similar
 
@@ -128,4 +129,12 @@ def test_re_ranking_over_a_pca_answers_as_the_embedded_engine(
             pages = [[h.id for h in similar(e, pid, k=5).hits] for e in (embedded, engine)]
             assert pages[0] == pages[1]
             two = RerankRequest(anchors=(Anchor(pid), Anchor("p00")), k=5)
+            sent = engine.client.lookalike_requests
+            start = len(sent)
             assert [h.id for h in run(embedded, two).hits] == [h.id for h in run(engine, two).hits]
+            rescored = [b for _, _, _, b in sent[start:] if isinstance(b, dict) and "rescore" in b]
+            field = f"proj_image_{fits[1].tag.rsplit('-', 1)[1]}"
+            assert rescored and all(field in json.dumps(b) for b in rescored)  # pushed down
+            engine.rescores = False  # the same through the contract, re-scored in Python
+            assert [h.id for h in run(engine, two).hits] == [h.id for h in run(embedded, two).hits]
+            engine.rescores = True
