@@ -165,7 +165,8 @@ class Projection:
 
         try:
             weights = dec(data["weights"])
-            assert weights is not None
+            if weights is None:
+                raise ValueError("no weights")
             return cls(
                 kind=data["kind"],
                 source=data["source"],
@@ -176,7 +177,7 @@ class Projection:
                 bias=dec(data.get("bias")),
                 info=dict(data.get("info") or {}),
             )
-        except (KeyError, TypeError, ValueError, AssertionError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"a stored projection cannot be read: {exc!r}") from exc
 
     @classmethod

@@ -590,3 +590,19 @@ def test_provenance_round_trip(engine: Engine) -> None:
     engine.refresh()
     assert engine.provenance(["p0"]) == {}
     assert engine.get_meta("inferred:p0") is None  # not a meta row
+
+
+def test_projections_outlive_a_blue_green_rebuild(engine: Engine) -> None:
+    docs = _projection_catalogue(engine, 10)
+    head = _head("image", "tuned", IMAGE_MODEL)
+    engine.set_projection(head)
+    green = engine.begin_rebuild({"image": IMAGE_MODEL, "text": TEXT_MODEL})
+    try:
+        assert set(green.projections()) == {"tuned"}
+        green.upsert(docs)  # the same model: served through the projection at once
+        green.refresh()
+        full = green.stored_vectors(["p03"], "image", IMAGE_MODEL)["p03"]
+        got = green.vectors(["p03"], "tuned")["p03"]
+        np.testing.assert_allclose(got, head.apply(full)[0], atol=1e-5)
+    finally:
+        green.close()

@@ -56,6 +56,31 @@ def bodies() -> dict[str, tuple[str, str, Any]]:
             mapping.plain_index_body("image_cache"),
         ),
         "create_meta": ("PUT", "/lookalike-meta", mapping.plain_index_body("meta")),
+        "create_projections": (
+            "PUT",
+            "/lookalike-projections",
+            mapping.plain_index_body("projections"),
+        ),
+        "create_provenance": (
+            "PUT",
+            "/lookalike-provenance",
+            mapping.plain_index_body("provenance"),
+        ),
+        "put_projected_field": (
+            "PUT",
+            "/lookalike-products/_mapping",
+            mapping.projected_field_body(
+                mapping.projected_field("image", "clip@1+pca64-0123456789"), 64
+            ),
+        ),
+        "put_models_meta": (
+            "PUT",
+            "/lookalike-products/_mapping",
+            mapping.models_meta_body(
+                {"schema": "lookalike-products", "schema_version": 1, "models": {"image": "a@1"}},
+                {"image": "a@2", "text": "t@1"},
+            ),
+        ),
         "put_mapping": (
             "PUT",
             "/lookalike-products/_mapping",

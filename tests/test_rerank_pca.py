@@ -53,3 +53,42 @@ def test_fitted_on_the_engine_and_stored_with_the_model(tmp_path: Path) -> None:
         with pytest.raises(ConfigError):
             pca.load(engine, "image", "img@2")
         assert pca.load(engine, "text") is None
+
+
+def test_cli_fits_and_drops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from lookalike.cli import app
+
+    docs, _ = build_catalogue()
+    with EmbeddedEngine(tmp_path / "data") as engine:
+        engine.upsert(docs)
+        full = engine.vectors(["p01"])["p01"]
+    monkeypatch.setenv("LOOKALIKE_DATA_DIR", str(tmp_path / "data"))
+    runner = CliRunner()
+    fitted = runner.invoke(app, ["pca", "--dim", "3"])
+    assert fitted.exit_code == 0, fitted.output
+    assert "stored PCA img@1+pca3-" in fitted.output
+    with EmbeddedEngine(tmp_path / "data") as engine:
+        assert engine.vectors(["p01"])["p01"].shape == (3,)
+    both = runner.invoke(app, ["pca", "--dim", "3", "--drop"])
+    assert both.exit_code == 2 and "--drop" in both.output
+    dropped = runner.invoke(app, ["pca", "--drop"])
+    assert dropped.exit_code == 0 and "PCA dropped" in dropped.output, dropped.output
+    assert "no PCA was served" in runner.invoke(app, ["pca", "--drop"]).output
+    with EmbeddedEngine(tmp_path / "data") as engine:
+        np.testing.assert_allclose(engine.vectors(["p01"])["p01"], full, atol=1e-6)
+
+
+def test_fitting_again_fits_the_full_vectors(tmp_path: Path) -> None:
+    """A refit reads the stored vectors, not the reduced ones being served."""
+    docs, vecs = build_catalogue()
+    with EmbeddedEngine(tmp_path / "data") as engine:
+        engine.upsert(docs)
+        pca.fit_engine(engine, "image", 4)
+        assert engine.vectors(["p01"])["p01"].shape == (4,)
+        again = pca.fit_engine(engine, "image", 3)
+        assert again.input_dim == 8 and engine.vectors(["p01"])["p01"].shape == (3,)
+        np.testing.assert_allclose(
+            engine.vectors(["p01"])["p01"], again.reduce(vecs["image"]["p01"])[0], atol=1e-5
+        )

@@ -341,6 +341,45 @@ def test_map_panel_hover_and_click(page: Any, base_url: str) -> None:
     assert other in chip_ids and other not in ids(page)
 
 
+def test_browsing_shows_no_score_until_something_scores(page: Any) -> None:
+    # the first page is the catalogue browsed by filters alone: every score would be 0.000
+    assert len(ids(page)) == 24
+    assert page.locator("[data-testid=result] [data-testid=score]").count() == 0
+    assert page.locator("[data-testid=result] [data-testid=explain]").count() == 0
+    act(page, f"{card(page, ids(page)[0])} [data-testid=like]")
+    scores = page.locator("[data-testid=result] [data-testid=score]").all_inner_texts()
+    assert len(scores) == len(ids(page)) and any(s != "score 0.000" for s in scores)
+    act(page, "[data-testid=anchor-chip] [data-testid=remove-chip]")
+    assert page.locator("[data-testid=result] [data-testid=score]").count() == 0
+    search(page, "red")  # keywords score too (BM25)
+    assert page.locator("[data-testid=result] [data-testid=score]").count() == 9
+
+
+def test_map_legend_groups_the_long_tail(page: Any, base_url: str) -> None:
+    analysis_or_skip(base_url)
+    page.locator("[data-testid=map-point]").first.wait_for()
+    entries = page.locator("[data-testid=legend-entry]").all_inner_texts()
+    assert sorted(entries) == ["circle (12)", "square (12)", "stripes (12)"]
+    # 120 categories, as a large catalogue has: the nine largest, then one "other" entry
+    legend = page.evaluate(
+        """async () => {
+            const { legendOf } = await import('/static/app.js');
+            const points = [];
+            for (let c = 0; c < 120; c++) {
+                for (let n = 0; n <= (c < 5 ? 10 - c : 1); n++) points.push({ category: `c${c}` });
+            }
+            const legend = legendOf(points);
+            const top = legend.colour('c0'), tail = legend.colour('c99');
+            return { entries: legend.entries, top, tail };
+        }"""
+    )
+    names = [e["name"] for e in legend["entries"]]
+    assert len(names) == 10 and names[:5] == ["c0", "c1", "c2", "c3", "c4"]
+    assert names[-1] == "111 other categories" and legend["entries"][-1]["count"] == 222
+    assert legend["top"] != legend["tail"]
+    assert len({e["colour"] for e in legend["entries"]}) == 10  # no colour used twice
+
+
 def session_of(page: Any) -> str:
     sid = page.evaluate("localStorage.getItem('lookalike.session')")
     assert sid, "the page keeps no session id"

@@ -18,6 +18,7 @@ const state = {
   forYou: false, // the "For you" view: sorted by the session, not by q or the chips
   sessionId: null, // this browser's session (localStorage), made up here like a storefront would
   session: null, // the last answer's session block
+  scored: false, // the shown hits were scored (anchors, keywords, a session); browsing is not
 };
 
 const SESSION_KEY = "lookalike.session";
@@ -232,6 +233,8 @@ async function runQuery({ append = false } = {}) {
     const body = await api(path, query);
     if (seq !== state.seq) return;
     state.session = empty ? { empty: true } : body.session || null;
+    // Browsing by filters alone scores every hit 0: no score is shown then.
+    state.scored = Boolean(state.similarTo || query.anchor_ids || query.q || query.session_id);
     state.total = body.total;
     state.hits = append ? state.hits.concat(body.hits) : body.hits;
     renderResults(append ? body.hits : state.hits, append);
@@ -302,7 +305,9 @@ function resultCard(hit) {
     img,
     el("h3", { class: "title", "data-testid": "title" }, title),
     el("p", { class: "meta" }, meta, price ? el("span", { class: "price" }, ` ${price}`) : null),
-    el("p", { class: "score", "data-testid": "score" }, `score ${hit.score.toFixed(3)}`),
+    state.scored
+      ? el("p", { class: "score", "data-testid": "score" }, `score ${hit.score.toFixed(3)}`)
+      : null,
     el(
       "div",
       { class: "actions" },
@@ -316,7 +321,7 @@ function resultCard(hit) {
         "aria-label": `Sort ${hit.category || "all"} by similarity to ${title}`,
         onclick: () => sortBySimilar(hit) }, "Sort by similar"),
     ),
-    hit.explanation ? explanation(hit.explanation) : null,
+    state.scored && hit.explanation ? explanation(hit.explanation) : null,
   );
 }
 
@@ -478,6 +483,33 @@ async function showMembers(cluster) {
 
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
   "#7f7f7f", "#bcbd22", "#17becf"];
+const OTHER = { name: "other", colour: "#c8c8c8" };
+
+// The map's legend: the most common categories, one colour each, and the rest as one "other"
+// entry (a catalogue with 100+ categories would otherwise list them all, in colours that
+// repeat). Ties sort by name, so the legend is the same on every load.
+export function legendOf(points, max = PALETTE.length - 1) {
+  const counts = new Map();
+  for (const p of points) {
+    const c = p.category || "—";
+    counts.set(c, (counts.get(c) || 0) + 1);
+  }
+  const ranked = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  const fits = ranked.length <= max + 1; // one more category is better than "other (1)"
+  const top = fits ? ranked : ranked.slice(0, max);
+  const rest = fits ? [] : ranked.slice(max);
+  const entries = top.map(([name, count], i) => ({ name, count, colour: PALETTE[i] }));
+  if (rest.length) {
+    entries.push({
+      name: `${rest.length} ${OTHER.name} categories`,
+      count: rest.reduce((sum, [, count]) => sum + count, 0),
+      colour: OTHER.colour,
+      other: true,
+    });
+  }
+  const colours = new Map(top.map(([name], i) => [name, PALETTE[i]]));
+  return { entries, colour: (c) => colours.get(c || "—") || OTHER.colour };
+}
 
 async function showMap() {
   clearError();
@@ -492,8 +524,8 @@ async function showMap() {
 function drawMap(points) {
   const size = 420;
   const pad = 8;
-  const categories = [...new Set(points.map((p) => p.category || "—"))].sort();
-  const colour = (c) => PALETTE[categories.indexOf(c || "—") % PALETTE.length];
+  const legend = legendOf(points);
+  const colour = legend.colour;
   const plot = svg("svg", { viewBox: `0 0 ${size} ${size}`, width: size, height: size,
     role: "img", "aria-label": `Map of ${points.length} products`, "data-testid": "map-svg" });
   const tooltip = $("map-tooltip");
@@ -522,8 +554,9 @@ function drawMap(points) {
     plot.append(dot);
   }
   $("map").replaceChildren(plot);
-  $("map-legend").replaceChildren(...categories.map((c) =>
-    el("li", {}, el("span", { class: "swatch", style: `background:${colour(c)}` }), c)));
+  $("map-legend").replaceChildren(...legend.entries.map((e) =>
+    el("li", { "data-testid": "legend-entry" },
+      el("span", { class: "swatch", style: `background:${e.colour}` }), `${e.name} (${e.count})`)));
 }
 
 async function detectAnalysis() {

@@ -108,9 +108,12 @@ class EmbeddedEngine(Engine):
             first = live.with_name(f"{live.name}.v{stamp}-0")
             os.rename(live, first)
             os.symlink(first.name, live)
-        return EmbeddedEngine(
+        green = EmbeddedEngine(
             live.with_name(f"{live.name}.v{stamp}"), ann_threshold=self.policy.threshold
         )
+        for p in self.projections().values():  # as on OpenSearch: projections outlive a rebuild,
+            green.store.set_projection(p, lambda active: None)  # served once models fit again
+        return green
 
     def promote(self, green: Engine, keep_old: bool = False) -> list[str]:
         """Replace the ``data_dir`` symlink with one to ``green``'s folder (``os.replace`` is

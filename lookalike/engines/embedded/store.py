@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from lookalike.documents import ImageEntry, Product
-from lookalike.engines.base import UpsertResult
+from lookalike.engines.base import Provenance, UpsertResult
 from lookalike.engines.embedded.rows import PreparedDoc, from_blob, product_from_row
 from lookalike.errors import EngineError, EngineUnavailable
 from lookalike.projections import Projection
@@ -34,7 +34,6 @@ SCHEMA_VERSION = 2
 PAGE_SIZE = 16384
 CHUNK = 900  # ids per IN (...) list, below SQLite's variable limit
 ACTIVE_MODEL = "active_model:"
-Provenance = dict[str, dict[str, Any]]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (

@@ -12,6 +12,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,12 @@ def projected_field(space: str, tag: str) -> str:
     hash), so a refit is written beside the served one and readers switch in one step."""
     vector_field(space)  # the same name rules
     return f"{PROJECTED_PREFIX}{space}_{tag.rsplit('-', 1)[-1]}"
+
+
+def projected_fields_of(fields: Iterable[str], space: str) -> list[str]:
+    """The projected fields of ``space`` among ``fields`` (those of every fit so far)."""
+    pattern = re.compile(re.escape(f"{PROJECTED_PREFIX}{space}_") + "[0-9a-f]{10}")
+    return sorted(f for f in fields if pattern.fullmatch(f))
 
 
 def projected_field_body(field: str, dim: int) -> JsonDict:

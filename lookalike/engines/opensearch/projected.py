@@ -10,6 +10,7 @@ products written meanwhile. Later upserts carry the projected vectors themselves
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from lookalike.engines.opensearch.errors import translated
 from lookalike.engines.opensearch.mapping import (
     projected_field,
     projected_field_body,
+    projected_fields_of,
     vector_field,
 )
 from lookalike.errors import EngineError
@@ -28,8 +30,20 @@ if TYPE_CHECKING:
     from lookalike.engines.opensearch.adapter import OpenSearchEngine
 
 JsonDict = dict[str, Any]
+# Sets the new projected vector and removes those of earlier fits (each field has its own
+# HNSW graph: refits must not pile them up in every document).
+_SET_FIELD = (
+    "ctx._source[params.field] = params.vector;"
+    " for (String f : params.old) { ctx._source.remove(f); }"
+)
+_REMOVE_FIELDS = "for (String f : params.old) { ctx._source.remove(f); }"
 CACHE_SECONDS = 1.0  # how stale a process's view of the registered projections may be
 PAGE = 500
+
+
+def clock() -> float:
+    """The clock of the projection cache (monotonic)."""
+    return time.monotonic()
 
 
 def read_all(engine: OpenSearchEngine) -> dict[str, Projection]:
@@ -55,15 +69,38 @@ def ensure_field(engine: OpenSearchEngine, p: Projection) -> str:
     return field
 
 
-def _fill(engine: OpenSearchEngine, p: Projection, field: str, since: float | None) -> int:
+def _fill(engine: OpenSearchEngine, p: Projection, field: str, since: float | None) -> None:
     """Write the projected vector of every product (updated at or after ``since``) whose
-    source vector is of the projection's model; returns how many were written."""
+    source vector is of the projection's model, removing earlier fits' values."""
     source = vector_field(p.source)
+    old = [f for f in projected_fields_of(engine.vector_fields(), p.space) if f != field]
     query: JsonDict = {"match_all": {}}
     if since is not None:
         query = {"range": {"updated_at": {"gte": since}}}
+    for hits in _pages(engine, query, [source, "models"]):
+        rows = [
+            h
+            for h in hits
+            if h["_source"].get(source) is not None
+            and (h["_source"].get("models") or {}).get(p.source) == p.model
+        ]
+        if not rows:
+            continue
+        matrix = np.asarray([h["_source"][source] for h in rows], dtype=np.float32)
+        projected = p.apply(unit_rows(matrix[:, : p.input_dim]))  # stored as the embedded
+        _write(
+            engine,
+            [
+                _update(engine, h, _SET_FIELD, {"field": field, "vector": vec.tolist(), "old": old})
+                for h, vec in zip(rows, projected, strict=True)
+            ],
+        )
+
+
+def _pages(engine: OpenSearchEngine, query: JsonDict, includes: list[str]) -> Iterator[list[Any]]:
+    """Every matching product (``_source`` limited to ``includes``), a page at a time, with
+    sequence numbers for guarded updates."""
     after: str | None = None
-    written = 0
     with translated("refresh"):
         engine.client.indices.refresh(index=engine.index)
     while True:
@@ -71,40 +108,44 @@ def _fill(engine: OpenSearchEngine, p: Projection, field: str, since: float | No
             "size": PAGE,
             "query": query,
             "sort": ["id"],
-            "_source": [source, "models"],
+            "_source": includes,
             "seq_no_primary_term": True,
             "track_total_hits": False,
         }
         if after is not None:
             body["search_after"] = [after]
         hits = engine._search(body)
-        rows = [
-            h
-            for h in hits
-            if h["_source"].get(source) is not None
-            and (h["_source"].get("models") or {}).get(p.source) == p.model
-        ]
-        if rows:
-            matrix = np.asarray([h["_source"][source] for h in rows], dtype=np.float32)
-            projected = p.apply(unit_rows(matrix[:, : p.input_dim]))  # stored as the embedded
-            actions = [
-                {
-                    "_op_type": "update",
-                    "_index": engine.index,
-                    "_id": h["_id"],
-                    "if_seq_no": h["_seq_no"],
-                    "if_primary_term": h["_primary_term"],
-                    "doc": {field: [float(x) for x in vec]},
-                }
-                for h, vec in zip(rows, projected, strict=True)
-            ]
-            failed = engine._bulk(actions)  # a 409: the product was rewritten meanwhile
-            if failed:
-                raise EngineError(f"{len(failed)} projected vectors failed", first=failed[0])
-            written += len(rows)
+        yield hits
         if len(hits) < PAGE:
-            return written
+            return
         after = hits[-1]["sort"][0]
+
+
+def _update(engine: OpenSearchEngine, hit: JsonDict, script: str, params: JsonDict) -> JsonDict:
+    """A scripted update of one product, refused (409, ignored) if it changed since read."""
+    return {
+        "_op_type": "update",
+        "_index": engine.index,
+        "_id": hit["_id"],
+        "if_seq_no": hit["_seq_no"],
+        "if_primary_term": hit["_primary_term"],
+        "script": {"source": script, "params": params},
+    }
+
+
+def _write(engine: OpenSearchEngine, actions: list[JsonDict]) -> None:
+    failed = engine._bulk(actions) if actions else []  # a 409: rewritten meanwhile, fine
+    if failed:
+        raise EngineError(f"{len(failed)} projected-vector updates failed", first=failed[0])
+
+
+def _clear(engine: OpenSearchEngine, fields: list[str]) -> None:
+    """Remove these projected fields' values from every product that has some."""
+    if not fields:
+        return
+    for hits in _pages(engine, {"match_all": {}}, fields):
+        rows = [h for h in hits if any(f in h["_source"] for f in fields)]
+        _write(engine, [_update(engine, h, _REMOVE_FIELDS, {"old": fields}) for h in rows])
 
 
 def register(engine: OpenSearchEngine, p: Projection) -> None:
@@ -125,8 +166,9 @@ def register(engine: OpenSearchEngine, p: Projection) -> None:
 
 
 def drop(engine: OpenSearchEngine, space: str) -> bool:
-    """``Engine.drop_projection``: readers go back to the stored field (the projected
-    values stay in the documents until they are rewritten; a mapping cannot lose a field)."""
+    """``Engine.drop_projection``: readers go back to the stored field at once, then the
+    projected values are removed from the documents (the mapping keeps the field: a mapping
+    cannot lose one)."""
     if not engine._exists(engine.projection_index):
         return False
     from opensearchpy import exceptions as osx
@@ -137,6 +179,7 @@ def drop(engine: OpenSearchEngine, space: str) -> bool:
         except osx.NotFoundError:
             return False
     engine.forget_projections()
+    _clear(engine, projected_fields_of(engine.vector_fields(), space))  # readers switched
     return True
 
 
