@@ -50,6 +50,9 @@ def make_celery(redis_url: str | None = None, visibility_timeout: int | None = N
         result_expires=24 * 3600,
         broker_connection_retry_on_startup=True,
         task_default_queue="lookalike",
+        # Task events for monitors (Flower, `celery events`): sent, started, succeeded, failed.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
     )
     return app
 

@@ -8,7 +8,6 @@ reads, writes and embeds texts.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -21,8 +20,9 @@ import numpy as np
 
 from lookalike.attributes import AttributeEncoder
 from lookalike.engines import Engine, open_engine
-from lookalike.netguard import Resolver, split_list
+from lookalike.netguard import Resolver
 from lookalike.settings import Settings
+from lookalike.telemetry import IngestMeter
 from lookalike.vectorizers import create_image_vectorizer, create_text_embedder
 from lookalike.vectorizers.base import ImageVectorizer, TextEmbedder
 from lookalike.vectorizers.baselines import COLOR_SPACE, color_vectorizer
@@ -43,6 +43,8 @@ class IndexContext:
     image_tensor: str | None = None
     # the colour/style vectorizer (``color`` space), run on the images the image model decodes
     color_vectorizer: ImageVectorizer | None = None
+    # where each batch's counts go (the shared Redis hash /metrics serves); None: not counted
+    meter: IngestMeter | None = field(default=None, repr=False)
 
     def models(self) -> dict[str, str]:
         """The tags of what embeds a record (image, colour, text, attributes): part of its
@@ -55,19 +57,22 @@ class IndexContext:
         return out
 
 
-def build_context(settings: Settings, engine: Engine | None = None) -> IndexContext:
-    """Load the engine and models named by the settings."""
+def build_context(
+    settings: Settings, engine: Engine | None = None, role: str = "cli"
+) -> IndexContext:
+    """Load the engine and models named by the settings; ``role`` labels its ingest counters."""
     return IndexContext(
         engine=engine or open_engine(settings),
         image_vectorizer=create_image_vectorizer(settings.image_model, settings.image_tensor),
         text_embedder=create_text_embedder(settings.text_model),
         image_timeout=settings.image_timeout,
         image_max_bytes=settings.image_max_bytes,
-        allowed_hosts=tuple(split_list(settings.image_allowed_hosts)),
-        image_roots=tuple(Path(p) for p in split_list(settings.image_roots, os.pathsep)),
+        allowed_hosts=settings.image_allowed_hosts,
+        image_roots=settings.image_roots,
         image_model=settings.image_model,
         image_tensor=settings.image_tensor,
         color_vectorizer=color_vectorizer() if settings.color_vectors else None,
+        meter=IngestMeter(settings.redis_url, role),
     )
 
 

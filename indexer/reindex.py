@@ -18,7 +18,7 @@ Writes that reach the blue target during the build are not copied: pause ingest,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from indexer.context import build_context
@@ -27,6 +27,7 @@ from indexer.run import ingest
 from lookalike.documents import Product, catalogue_fields
 from lookalike.engines import Engine, open_engine
 from lookalike.errors import EngineError
+from lookalike.progress import Progress
 from lookalike.records import ProductRecord
 from lookalike.settings import Settings
 
@@ -87,7 +88,8 @@ def reindex(
     text_model: str | None = None,
     batch_size: int | None = None,
     keep_old: bool = False,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
+    role: str = "cli",
 ) -> ReindexReport:
     """Rebuild every product with ``image_model`` into a new target, then switch atomically."""
     new_settings = settings.model_copy(
@@ -100,7 +102,9 @@ def reindex(
     size = batch_size or settings.batch_size
     blue = open_engine(settings)
     try:
-        ctx = build_context(new_settings, engine=blue)  # models load before anything is built
+        ctx = build_context(
+            new_settings, engine=blue, role=role
+        )  # models load before anything is built
         models = {"image": ctx.image_vectorizer.tag}
         if ctx.text_embedder is not None:
             models["text"] = ctx.text_embedder.tag
@@ -108,7 +112,10 @@ def reindex(
         report = ReindexReport(settings.engine, image_model, green.location)
         ctx.engine = green
         records = (r for batch in stored_records(blue, size, report.skipped) for r in batch)
-        built = ingest(records, ctx, batch_size=size, progress=progress)
+        progress = progress or Progress()
+        progress.stage("re-indexing", blue.count())
+        built = ingest(records, ctx, batch_size=size, progress=progress.advance)
+        progress.finish()
         report.batches, report.products = built.batches, built.products
         if report.batches.failed or green.count() != report.products:
             raise EngineError(

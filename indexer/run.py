@@ -23,6 +23,7 @@ from lookalike.engines import Engine
 from lookalike.errors import EngineUnavailable, LookalikeError
 from lookalike.fingerprints import record_fingerprint
 from lookalike.records import CsvMapping, ProductRecord, RecordError, read_catalogue
+from lookalike.telemetry import batch_counts
 
 INDEX_BATCH_TASK = "lookalike.index_batch"  # the one task name producers send and workers run
 
@@ -132,6 +133,8 @@ def ingest(
                 report.products += len(batch)
                 todo = changed(batch, ctx)
                 report.batches.unchanged += len(batch) - len(todo)
+                if ctx.meter is not None:
+                    ctx.meter.add({"products_unchanged": len(batch) - len(todo)})
                 if progress and len(todo) < len(batch):
                     progress(len(batch) - len(todo))
                 if not todo:
@@ -158,7 +161,10 @@ def _finish(
 ) -> PreparedBatch:
     # the vocabulary grows just before its batch is written, exactly as without workers
     encoder = fit_vocabulary(ctx.engine, prepared.records)
-    report.batches.add(finish_batch(prepared, ctx, encoder, previous))
+    batch = finish_batch(prepared, ctx, encoder, previous)
+    report.batches.add(batch)
+    if ctx.meter is not None:
+        ctx.meter.add(batch_counts(batch))
     if progress:
         progress(len(prepared.records))
     return prepared

@@ -5,6 +5,7 @@ The index context (engine and models) is built once per worker process and reuse
 
 from __future__ import annotations
 
+from contextlib import suppress
 from functools import lru_cache
 from typing import Any
 
@@ -19,7 +20,7 @@ from lookalike.settings import Settings
 
 @lru_cache(maxsize=1)
 def worker_context() -> IndexContext:
-    return build_context(Settings())
+    return build_context(Settings(), role="worker")
 
 
 # An engine that does not answer (an OpenSearch node restarting) is waited for: retries after
@@ -42,4 +43,17 @@ ENGINE_RETRY_MAX_S = 10
 def index_batch_task(self: Any, records: list[dict[str, Any]]) -> dict[str, object]:
     """Index a batch of already-validated records (images are absolute paths or URLs)."""
     batch = [ProductRecord.model_validate(r) for r in records]
-    return ingest(batch, worker_context(), batch_size=len(batch)).batches.to_dict()
+    done = 0
+
+    def progress(n: int) -> None:  # GET /jobs/{id} shows it while the batch runs
+        nonlocal done
+        done += n
+        if self.request.id is None:  # called in-process, not as a queued job
+            return
+        with suppress(Exception):  # a progress report must never fail the batch
+            self.update_state(state="STARTED", meta={"done": done, "total": len(batch)})
+
+    progress(0)
+    return ingest(
+        batch, worker_context(), batch_size=len(batch), progress=progress
+    ).batches.to_dict()

@@ -19,25 +19,55 @@ _GENDER_WORDS = frozenset(
 )
 
 
-def _brand_guess(name: str) -> str:
-    words = name.split()
-    cut = next((i for i, w in enumerate(words) if w.lower() in _GENDER_WORDS), None)
-    return " ".join(words[:cut]) if cut else (words[0] if words else "")
+MAX_BRAND_WORDS = 4  # "United Colors of Benetton"
+
+
+def _gender_cut(words: Sequence[str]) -> int | None:
+    """Index of the first gender word, None when the name has none."""
+    return next((i for i, w in enumerate(words) if w.lower() in _GENDER_WORDS), None)
 
 
 def fashion_brands(names: Sequence[str], min_count: int = 3) -> list[str]:
     """The brand each product name starts with (fashion-10k has no brand column).
 
-    The words before the first gender word are a brand guess; guesses seen at least
-    ``min_count`` times form the brand list, and each name takes the longest listed brand it
-    starts with ("Gini and Jony Boy's Kaleb" -> "Gini and Jony"), else its first word."""
-    counts = Counter(_brand_guess(n) for n in names)
-    known = sorted((b for b, c in counts.items() if b and c >= min_count), key=len, reverse=True)
+    Names read "<Brand> <Gender> <rest>", so the words before the first gender word are a
+    brand candidate; candidates seen at least ``min_count`` times (ignoring case) are the known
+    brands, and each name takes the longest known brand it starts with ("Gini and Jony Boy's
+    Kaleb" -> "Gini and Jony"). A name starting with no known brand takes its first word when
+    at least ``min_count`` names start with it ("Tous In Heaven Men" -> "TOUS"), else its words
+    before the gender word ("Yves Saint Laurent Men", seen once), else its first word. Each
+    brand is spelt as most names spell it ("Casio" and "CASIO" are one brand).
+    """
+    split = [n.split() for n in names]
+    candidates: Counter[str] = Counter()
+    firsts: Counter[str] = Counter()
+    spellings: dict[str, Counter[str]] = {}
+    for words in split:
+        if not words:
+            continue
+        cut = _gender_cut(words)
+        if cut:
+            candidates[" ".join(words[:cut]).lower()] += 1
+        firsts[words[0].lower()] += 1
+        for n in range(1, min(len(words), MAX_BRAND_WORDS) + 1):
+            text = " ".join(words[:n])
+            spellings.setdefault(text.lower(), Counter())[text] += 1
+    known = {b for b, c in candidates.items() if c >= min_count}
     out = []
-    for name in names:
-        low = name.lower() + " "
-        brand = next((b for b in known if low.startswith(b.lower() + " ")), None)
-        out.append(brand or (name.split()[0] if name.split() else ""))
+    for words in split:
+        if not words:
+            out.append("")
+            continue
+        lowered = [w.lower() for w in words[:MAX_BRAND_WORDS]]
+        prefixes = [" ".join(lowered[:n]) for n in range(len(lowered), 0, -1)]
+        brand = next((p for p in prefixes if p in known), None)
+        if brand is None:
+            cut = _gender_cut(words)
+            if firsts[lowered[0]] >= min_count or not cut or cut > MAX_BRAND_WORDS:
+                brand = lowered[0]
+            else:
+                brand = " ".join(lowered[:cut])
+        out.append(spellings[brand].most_common(1)[0][0])
     return out
 
 

@@ -148,11 +148,6 @@ class URLGuard:
         return CheckedURL(url=url, scheme=scheme, host=host, port=port, address=address)
 
 
-def split_list(value: str, sep: str = ",") -> list[str]:
-    """A setting holding a separated list (``a,b``) as its non-empty items."""
-    return [item.strip() for item in value.split(sep) if item.strip()]
-
-
 def check_path(path: Path, roots: Sequence[Path] = ()) -> Path:
     """The real path of an image file that may be read; ImageError if it escapes or is special.
 

@@ -11,11 +11,12 @@ import os
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, BeforeValidator, Field
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -43,6 +44,22 @@ class _TomlSource(PydanticBaseSettingsSource):
 RATE = r"^\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?$"
 
 
+def split_list(value: str, sep: str = ",") -> list[str]:
+    """A setting holding a separated list (``a,b``) as its non-empty items."""
+    return [item.strip() for item in value.split(sep) if item.strip()]
+
+
+def _separated(sep: str) -> BeforeValidator:
+    """Read a list setting from its separated string form (environment, arguments) once."""
+    return BeforeValidator(lambda v: tuple(split_list(v, sep)) if isinstance(v, str) else v)
+
+
+# List settings: written as separated strings (``LOOKALIKE_API_KEYS=a,b``) or TOML lists,
+# parsed here once; ``NoDecode``: the environment value is not read as JSON first.
+CommaList = Annotated[tuple[str, ...], NoDecode, _separated(",")]
+PathList = Annotated[tuple[Path, ...], NoDecode, _separated(os.pathsep)]
+
+
 class Settings(BaseSettings):
     """Everything configurable in Lookalike."""
 
@@ -51,7 +68,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path("lookalike-data"), description="Where the embedded engine keeps its files."
     )
-    engine: str = Field(
+    engine: Literal["embedded", "opensearch"] = Field(
         "embedded", description="Search engine backend: `embedded` or `opensearch`."
     )
     image_model: str = Field(
@@ -97,13 +114,13 @@ class Settings(BaseSettings):
     image_max_bytes: int = Field(
         20_000_000, gt=0, description="Largest image file or download accepted, in bytes."
     )
-    image_allowed_hosts: str = Field(
-        "",
+    image_allowed_hosts: CommaList = Field(
+        (),
         description="Comma-separated image hosts (names, IPs or CIDRs) trusted although they "
         "resolve to private or loopback addresses; all others must be public.",
     )
-    image_roots: str = Field(
-        "",
+    image_roots: PathList = Field(
+        (),
         description="Folders (separated by `:`) local image paths must resolve inside; empty: "
         "any regular file the catalogue names.",
     )
@@ -148,10 +165,10 @@ class Settings(BaseSettings):
         description="`development` or anything else (`production`): outside development the "
         "API refuses to start without strong write keys.",
     )
-    api_keys: str = Field(
-        "", description="Comma-separated API keys allowed to write (ingest, delete, admin)."
+    api_keys: CommaList = Field(
+        (), description="Comma-separated API keys allowed to write (ingest, delete, admin)."
     )
-    read_keys: str = Field("", description="Comma-separated API keys allowed only to read.")
+    read_keys: CommaList = Field((), description="Comma-separated API keys allowed only to read.")
     read_requires_key: bool = Field(
         False, description="Read endpoints need a read or write key too."
     )
@@ -163,9 +180,8 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest request body the API reads (counted as it streams in), in bytes.",
     )
-    ingest_mode: str = Field(
+    ingest_mode: Literal["queue", "inline"] = Field(
         "queue",
-        pattern=r"^(queue|inline)$",
         description="`POST /products`: `queue` (Celery jobs on Redis) or `inline` (indexed "
         "in the API process, no broker).",
     )
@@ -191,6 +207,11 @@ class Settings(BaseSettings):
     )
     session_half_life: float = Field(
         1800.0, gt=0, description="Seconds after which an event counts half as much."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`lookalike serve` and `lookalike worker` logs: `text` lines or `json` "
+        "(one object per line, with the request id).",
     )
 
     @classmethod

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +34,8 @@ from scipy.sparse import csr_matrix
 from lookalike import vectors
 from lookalike.errors import InvalidInput
 
-METHODS = ("mean", "max", "greedy", "assignment")
+SetMethod = Literal["mean", "max", "greedy", "assignment"]
+METHODS: tuple[str, ...] = get_args(SetMethod)
 MAX_SET_IMAGES = 64  # images of one uploaded query set
 
 

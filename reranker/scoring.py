@@ -15,13 +15,16 @@ An OpenSearch Painless script mirrors these functions one for one.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Literal, get_args
 
 import numpy as np
 
 from lookalike.vectors import anchor_query  # noqa: F401 - the k-NN query, q = Σ ŵ_j a_j / ‖…‖
 
-AGGREGATIONS = ("average", "max", "sum", "min")
-KEYWORD_NORMS = ("minmax", "rank")
+Aggregation = Literal["average", "max", "sum", "min"]
+KeywordNorm = Literal["minmax", "rank"]
+AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
+KEYWORD_NORMS: tuple[str, ...] = get_args(KeywordNorm)
 RANK_CONSTANT = 60.0  # reciprocal-rank constant (Cormack et al. 2009)
 
 

@@ -9,7 +9,6 @@ deterministic id tie-break, hydrate.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,37 +21,9 @@ from reranker.anchors import QUERY_ANCHOR, RequestVectors, image_sets
 from reranker.engine_plan import engine_page
 from reranker.imagesets import WindowSets, pack, set_scores
 from reranker.request import SPACES, Anchor, RerankRequest
+from reranker.results import Hit, SearchResult
 from reranker.scoring import anchor_query, rank_order
 from reranker.window import AnchorSet, Scored, rescore
-
-
-@dataclass(frozen=True)
-class Hit:
-    id: str
-    score: float
-    title: str
-    brand: str | None = None
-    category: str | None = None
-    color: str | None = None
-    price: float | None = None
-    image: str | None = None
-    explanation: dict[str, Any] | None = None
-
-
-@dataclass
-class SearchResult:
-    hits: list[Hit]
-    total: int  # candidates that can be paged through (after filters and exclusions)
-    anchors: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, object]:
-        hits = []
-        for h in self.hits:
-            d = {k: v for k, v in h.__dict__.items() if k != "explanation"}
-            if h.explanation is not None:
-                d["explanation"] = h.explanation
-            hits.append(d)
-        return {"hits": hits, "total": self.total, "anchors": self.anchors}
 
 
 def _set_signal(
@@ -154,15 +125,15 @@ def _hydrate(
         image = next((i.uri for i in p.images if i.error is None), None)
         hits.append(
             Hit(
-                pid,
-                round(float(score), 6),
-                p.title,
-                p.brand,
-                p.category,
-                p.color,
-                p.price,
-                image,
-                expl,
+                id=pid,
+                score=round(float(score), 6),
+                title=p.title,
+                brand=p.brand,
+                category=p.category,
+                color=p.color,
+                price=p.price,
+                image=image,
+                explanation=expl,
             )
         )
     return hits
@@ -191,7 +162,7 @@ def run(engine: Engine, req: RerankRequest) -> SearchResult:
     if engine.rescores and (pushed := engine_page(engine, req, vecs)) is not None:
         top = pushed[0][req.offset : req.offset + req.k]  # re-scored inside the engine
         hits = _hydrate(engine, [c.id for c in top], [c.score for c in top], [None] * len(top))
-        return SearchResult(hits, pushed[1], names)
+        return SearchResult(hits=hits, total=pushed[1], anchors=names)
     found, bm25 = _candidates(engine, req, vecs)
     # with keywords the window comes first, so each space is read once for window and anchors
     vecs.check(req.anchor_ids(), need_image, [c.id for c in found])
@@ -204,7 +175,7 @@ def run(engine: Engine, req: RerankRequest) -> SearchResult:
         expl: list[Any] = [_keyword_explanation(scores[i]) if req.explain else None for i in order]
         hits = _hydrate(engine, [found[i].id for i in order], [scores[i] for i in order], expl)
         total = len(found) if bm25 else engine.count(req.filters)  # browsing: the filtered set
-        return SearchResult(hits, total, [])
+        return SearchResult(hits=hits, total=total, anchors=[])
     scored = score_window(engine, req, found, bm25, vecs)
     order = scored.order()[page]
     page_ids = [scored.ids[i] for i in order]
@@ -213,7 +184,7 @@ def run(engine: Engine, req: RerankRequest) -> SearchResult:
     if req.explain and scored.image_sets is not None:
         _explain_pairs(engine, scored.image_sets, products, page_ids, expl)
     hits = _hydrate(engine, page_ids, [scored.score[i] for i in order], expl, products)
-    return SearchResult(hits, len(found), names)
+    return SearchResult(hits=hits, total=len(found), anchors=names)
 
 
 def _image_positions(product: Product | None, rows: int) -> list[int] | None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from lookalike.errors import InvalidInput
 from lookalike.sessions import SessionAnchor, SessionAnchors
 from reranker.request import MAX_ANCHORS, Anchor, RerankRequest
+from reranker.results import SessionAnchorUsed, SessionUsed
 
 
 def with_session(req: RerankRequest, implied: SessionAnchors) -> RerankRequest:
@@ -36,24 +36,22 @@ def with_session(req: RerankRequest, implied: SessionAnchors) -> RerankRequest:
 
 def apply_session(
     req: RerankRequest, session_id: str, implied: SessionAnchors, exclude_owned: bool = False
-) -> tuple[RerankRequest, dict[str, Any]]:
+) -> tuple[RerankRequest, SessionUsed]:
     """``req`` with the session's anchors (and owned products left out when asked), and the
     answer's ``session`` block: which events made which of the anchors the request uses."""
     out = with_session(req, implied)
     if exclude_owned:
         out = replace(out, exclude=tuple(sorted(set(out.exclude) | implied.owned)))
     used = {a.id for a in out.anchors} | {n.id for n in out.negatives}
-    return out, {
-        "id": session_id,
-        "anchors": [_anchor_dict(a) for a in implied.anchors if a.id in used],
-        "negatives": [_anchor_dict(n) for n in implied.negatives if n.id in used],
-        "excluded": sorted(implied.owned) if exclude_owned else [],
-    }
+    return out, SessionUsed(
+        id=session_id,
+        anchors=[_anchor_used(a) for a in implied.anchors if a.id in used],
+        negatives=[_anchor_used(n) for n in implied.negatives if n.id in used],
+        excluded=sorted(implied.owned) if exclude_owned else [],
+    )
 
 
-def _anchor_dict(anchor: SessionAnchor) -> dict[str, Any]:
-    return {
-        "id": anchor.id,
-        "weight": anchor.weight,
-        "events": [e.model_dump() for e in anchor.events],
-    }
+def _anchor_used(anchor: SessionAnchor) -> SessionAnchorUsed:
+    return SessionAnchorUsed(
+        id=anchor.id, weight=anchor.weight, events=[e.model_dump() for e in anchor.events]
+    )

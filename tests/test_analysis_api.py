@@ -43,8 +43,9 @@ def test_clusters_shape(client: TestClient) -> None:
         assert c["size"] == len(c["members"]) == 8
         assert len({m.split("-")[0] for m in c["members"]}) == 1
         rep = c["representative"]
-        assert set(rep) == {"id", "title", "image"}
-        assert rep["id"] == c["members"][0] and rep["image"].endswith(f"{rep['id']}.jpg")
+        assert set(rep) == {"id", "title", "image", "image_url"}
+        assert rep["id"] == c["members"][0] and rep["image"] is None  # no path to a reader
+        assert rep["image_url"] == f"/products/{rep['id']}/images/0"
     again = client.get("/clusters", params={"k": 3}).json()
     assert again == body  # served from the cache, identical
     red = client.get("/clusters", params={"k": 2, "color": "red,green"}).json()

@@ -235,7 +235,7 @@ def test_q_visual_needs_a_joint_text_image_model(
 
     from lookalike.engines.embedded import EmbeddedEngine
 
-    engine: EmbeddedEngine = client.app.state.engine  # type: ignore[attr-defined]
+    engine: EmbeddedEngine = client.app.state.serving.engine  # type: ignore[attr-defined]
     fake = FakeClip()
     fake.vector = engine.vectors(["p5"])["p5"]  # type: ignore[attr-defined]
     monkeypatch.setattr(vectorizers, "create_image_vectorizer", lambda *a, **k: fake)

@@ -137,6 +137,7 @@ def test_reindex_over_http_switches_models(tmp_path: Path) -> None:
     with TestClient(create_app(settings)) as c:
         assert c.post("/products", json=records, headers=WRITE).json()["accepted"] == 8
         before = c.get("/products/p1").json()["models"]["image"]
+        first = c.app.state.serving  # type: ignore[attr-defined]
         response = c.post("/admin/reindex", json={"image_model": str(V1)}, headers=WRITE)
         assert response.status_code == 202, response.text
         job = response.json()
@@ -148,6 +149,12 @@ def test_reindex_over_http_switches_models(tmp_path: Path) -> None:
         assert state["result"]["products"] == 8 and state["result"]["switched"] is True
         after = c.get("/products/p1").json()["models"]["image"]
         assert after != before and "mobilenet_v1" in after
+        # settings and engine were swapped together, and inline ingest follows the new models
+        now = c.app.state.serving  # type: ignore[attr-defined]
+        assert now.settings.image_model == str(V1) and now.engine is not first.engine
+        changed = {**records[0], "title": "changed after the switch"}
+        assert c.post("/products", json=[changed], headers=WRITE).json()["accepted"] == 1
+        assert "mobilenet_v1" in c.get("/products/p0").json()["models"]["image"]
         assert len(c.get("/products/p1/similar", params={"k": 3}).json()["hits"]) == 3
         # A model that cannot load fails the job; the serving index is untouched.
         bad = c.post(

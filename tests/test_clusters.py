@@ -18,6 +18,7 @@ from lookalike.analysis.clusters import (
     inertia_curve,
     parse_k_range,
     save_elbow,
+    select_members,
 )
 from lookalike.analysis.population import visual_population
 from lookalike.analysis.writeback import provenance
@@ -122,3 +123,19 @@ def test_assigning_a_value_to_a_cluster_marks_it_inferred(engine, tmp_path: Path
     # the visual vectors survive the rewrite: the same clusters come back
     again = cluster_products(engine, 3)
     assert [c.members for c in again.clusters] == [c.members for c in result.clusters]
+
+
+def test_members_are_the_ids_or_one_cluster_of_the_clustering(engine) -> None:  # type: ignore[no-untyped-def]
+    result = cluster_products(engine, 3)
+    computed: list[int] = []
+
+    def clustering():  # type: ignore[no-untyped-def]
+        computed.append(1)
+        return result
+
+    assert select_members(["a", "b"], 1, clustering) == ["a", "b"] and not computed
+    assert select_members(None, 2, clustering) == result.clusters[2].members
+    with pytest.raises(InvalidInput, match="cluster must be 0-2, got 3"):
+        select_members([], 3, clustering)
+    with pytest.raises(InvalidInput, match="give ids, or a cluster number"):
+        select_members(None, None, clustering)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from lookalike import errors as err
@@ -53,3 +56,26 @@ def test_opensearch_unreachable_and_overloaded_are_transient() -> None:
     with pytest.raises(err.EngineError) as info, translated("bulk"):
         raise osx.TransportError(500, "boom", {})
     assert not isinstance(info.value, err.EngineUnavailable)
+
+
+def test_missing_extra_names_a_command_that_installs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the CLI, as a user sees it: rich once ate ``[litert]`` as a style tag."""
+    from typer.testing import CliRunner
+
+    from lookalike.cli import app
+    from tests.conftest import make_records, write_catalogue
+
+    for name in ("ai_edge_litert", "ai_edge_litert.interpreter"):
+        monkeypatch.setitem(sys.modules, name, None)  # import fails: the extra is absent
+    model = tmp_path / "model.tflite"
+    model.write_bytes(b"not loaded")
+    monkeypatch.setenv("LOOKALIKE_IMAGE_MODEL", str(model))
+    monkeypatch.setenv("LOOKALIKE_TEXT_MODEL", "none")
+    monkeypatch.setenv("LOOKALIKE_DATA_DIR", str(tmp_path / "data"))
+    catalogue = write_catalogue(tmp_path / "cat", make_records(1))
+    result = CliRunner().invoke(app, ["index", str(catalogue), "--workers", "1"])
+    assert result.exit_code == 1, result.output
+    assert "pip install 'lookalike[litert]'" in " ".join(result.output.split())
+    assert "missing_extra" in result.output

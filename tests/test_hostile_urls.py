@@ -19,7 +19,8 @@ from PIL import Image
 
 from lookalike.errors import ImageError
 from lookalike.images import load_image, read_bytes
-from lookalike.netguard import URLGuard, check_path, is_public, parse_ip_literal, split_list
+from lookalike.netguard import URLGuard, check_path, is_public, parse_ip_literal
+from lookalike.settings import split_list
 
 PUBLIC = "93.184.216.34"
 

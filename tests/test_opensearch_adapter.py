@@ -40,6 +40,9 @@ class FrozenTime:
     def time_ns(self) -> int:
         return int(self.now * 1e9)
 
+    def monotonic(self) -> float:  # the projections cache's clock: frozen too
+        return self.now
+
 
 def live_engine(prefix: str | None = None, **options: Any) -> OpenSearchEngine:
     return OpenSearchEngine(

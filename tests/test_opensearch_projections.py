@@ -4,6 +4,7 @@ within a second, and ``lookalike pca`` really serving the space reduced."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,3 +94,47 @@ def test_the_pca_command_serves_the_space_reduced(
     assert dropped.exit_code == 0 and "PCA dropped" in dropped.output, dropped.output
     engine.refresh()
     assert engine.vectors(["p01"])["p01"].shape == (12,)
+
+
+def test_re_ranking_over_a_pca_answers_as_the_embedded_engine(
+    engine: OpenSearchEngine, tmp_path: Path
+) -> None:
+    """The same catalogue and PCA on both engines: the same "more like this" pages (on
+    OpenSearch re-scored inside the cluster over the reduced field, and in Python)."""
+    from lookalike.engines.embedded import EmbeddedEngine
+    from reranker import Anchor, RerankRequest, run, similar
+
+    ids = engine.all_ids()
+    docs = []
+    for pid, product in engine.get(ids).items():
+        images = engine.image_vectors([pid])[pid]
+        docs.append(
+            Document(
+                id=pid,
+                images=[
+                    ImageEntry(i.position, i.uri, i.hash, images[n])
+                    for n, i in enumerate(product.images)
+                ],
+                models=dict(product.models),
+                fingerprint=f"f{pid}",
+            )
+        )
+    with EmbeddedEngine(tmp_path / "data") as embedded:
+        embedded.upsert(docs)
+        fits = [pca.fit_engine(e, "image", 4) for e in (embedded, engine)]
+        same = np.abs(fits[0].components @ fits[1].components.T)  # a sign may flip
+        np.testing.assert_allclose(same, np.eye(4), atol=1e-3)
+        engine.refresh()
+        for pid in ("p03", "p11", "p20"):
+            pages = [[h.id for h in similar(e, pid, k=5).hits] for e in (embedded, engine)]
+            assert pages[0] == pages[1]
+            two = RerankRequest(anchors=(Anchor(pid), Anchor("p00")), k=5)
+            sent = engine.client.lookalike_requests
+            start = len(sent)
+            assert [h.id for h in run(embedded, two).hits] == [h.id for h in run(engine, two).hits]
+            rescored = [b for _, _, _, b in sent[start:] if isinstance(b, dict) and "rescore" in b]
+            field = f"proj_image_{fits[1].tag.rsplit('-', 1)[1]}"
+            assert rescored and all(field in json.dumps(b) for b in rescored)  # pushed down
+            engine.rescores = False  # the same through the contract, re-scored in Python
+            assert [h.id for h in run(engine, two).hits] == [h.id for h in run(embedded, two).hits]
+            engine.rescores = True

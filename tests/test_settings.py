@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -50,3 +51,25 @@ def test_readme_documents_every_setting() -> None:
     } | {"LOOKALIKE_CONFIG", "LOOKALIKE_REDIS_URL"}
     assert expected <= documented, f"undocumented: {sorted(expected - documented)}"
     assert documented <= expected, f"documented but unknown: {sorted(documented - expected)}"
+
+
+def test_list_settings_are_parsed_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LOOKALIKE_API_KEYS", " k1 , k2,,")
+    monkeypatch.setenv("LOOKALIKE_IMAGE_ROOTS", f"{tmp_path}/a{os.pathsep}{tmp_path}/b")
+    config = tmp_path / "lookalike.toml"
+    config.write_text('image_allowed_hosts = ["images.internal", "10.0.0.0/8"]\n')
+    monkeypatch.setenv("LOOKALIKE_CONFIG", str(config))
+    s = Settings()
+    assert s.api_keys == ("k1", "k2") and s.read_keys == ()
+    assert s.image_roots == (tmp_path / "a", tmp_path / "b")
+    assert s.image_allowed_hosts == ("images.internal", "10.0.0.0/8")
+
+
+def test_choices_are_literals(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOOKALIKE_INGEST_MODE", "later")
+    with pytest.raises(ValueError, match="ingest_mode"):
+        Settings()
+    monkeypatch.delenv("LOOKALIKE_INGEST_MODE")
+    monkeypatch.setenv("LOOKALIKE_ENGINE", "elastic")
+    with pytest.raises(ValueError, match="engine"):
+        Settings()

@@ -2,8 +2,8 @@
 
 A real API (uvicorn, in a thread) serves a 36-product catalogue indexed with the real MobileNet;
 the tests click through search, like, dislike, more like this, sort by similar, the score
-explanation, paging, errors, and the clusters and map panels. Screenshots land in
-``out/screenshots/`` (printed by each test).
+explanation, paging, errors, the clusters and map panels, and the shopper session ("For you").
+Screenshots land in ``out/screenshots/`` (printed by each test).
 """
 
 from __future__ import annotations
@@ -339,3 +339,111 @@ def test_map_panel_hover_and_click(page: Any, base_url: str) -> None:
         "chips => chips.map(c => c.dataset.id)"
     )
     assert other in chip_ids and other not in ids(page)
+
+
+def test_browsing_shows_no_score_until_something_scores(page: Any) -> None:
+    # the first page is the catalogue browsed by filters alone: every score would be 0.000
+    assert len(ids(page)) == 24
+    assert page.locator("[data-testid=result] [data-testid=score]").count() == 0
+    assert page.locator("[data-testid=result] [data-testid=explain]").count() == 0
+    act(page, f"{card(page, ids(page)[0])} [data-testid=like]")
+    scores = page.locator("[data-testid=result] [data-testid=score]").all_inner_texts()
+    assert len(scores) == len(ids(page)) and any(s != "score 0.000" for s in scores)
+    act(page, "[data-testid=anchor-chip] [data-testid=remove-chip]")
+    assert page.locator("[data-testid=result] [data-testid=score]").count() == 0
+    search(page, "red")  # keywords score too (BM25)
+    assert page.locator("[data-testid=result] [data-testid=score]").count() == 9
+
+
+def test_map_legend_groups_the_long_tail(page: Any, base_url: str) -> None:
+    analysis_or_skip(base_url)
+    page.locator("[data-testid=map-point]").first.wait_for()
+    entries = page.locator("[data-testid=legend-entry]").all_inner_texts()
+    assert sorted(entries) == ["circle (12)", "square (12)", "stripes (12)"]
+    # 120 categories, as a large catalogue has: the nine largest, then one "other" entry
+    legend = page.evaluate(
+        """async () => {
+            const { legendOf } = await import('/static/app.js');
+            const points = [];
+            for (let c = 0; c < 120; c++) {
+                for (let n = 0; n <= (c < 5 ? 10 - c : 1); n++) points.push({ category: `c${c}` });
+            }
+            const legend = legendOf(points);
+            const top = legend.colour('c0'), tail = legend.colour('c99');
+            return { entries: legend.entries, top, tail };
+        }"""
+    )
+    names = [e["name"] for e in legend["entries"]]
+    assert len(names) == 10 and names[:5] == ["c0", "c1", "c2", "c3", "c4"]
+    assert names[-1] == "111 other categories" and legend["entries"][-1]["count"] == 222
+    assert legend["top"] != legend["tail"]
+    assert len({e["colour"] for e in legend["entries"]}) == 10  # no colour used twice
+
+
+def session_of(page: Any) -> str:
+    sid = page.evaluate("localStorage.getItem('lookalike.session')")
+    assert sid, "the page keeps no session id"
+    return str(sid)
+
+
+def test_session_events_and_the_for_you_view(page: Any, base_url: str) -> None:
+    # Nothing done yet: "For you" is the plain listing, and says so.
+    act(page, "[data-testid=for-you]")
+    assert "nothing viewed or liked yet" in page.inner_text("[data-testid=status]")
+    plain = ids(page)
+    assert len(plain) == 24
+    # A like, a view (more like this) and a dislike become the session's events.
+    search(page, "circle")
+    act(page, f"{card(page, 'p2')} [data-testid=like]")
+    viewed = ids(page)[0]
+    act(page, f"{card(page, viewed)} [data-testid=more-like-this]")
+    disliked = ids(page)[-1]
+    act(page, f"{card(page, disliked)} [data-testid=dislike]")
+    assert page.inner_text("[data-testid=session-status]") == "Session: 3 events"
+    sid = session_of(page)
+    session = httpx.get(f"{base_url}/sessions/{sid}", timeout=10).json()
+    assert [(e["type"], e["product_id"]) for e in session["events"]] == [
+        ("like", "p2"),
+        ("view", viewed),
+        ("dismiss", disliked),
+    ]
+    assert {a["id"] for a in session["anchors"]} == {"p2", viewed}
+    assert [n["id"] for n in session["negatives"]] == [disliked]
+    # "For you" sorts the whole catalogue by the session: what the API answers for it.
+    act(page, "[data-testid=for-you]")
+    assert page.get_attribute("[data-testid=for-you]", "aria-pressed") == "true"
+    status = page.inner_text("[data-testid=status]")
+    assert "for you: sorted by 2 products you looked at or liked, away from 1 dismissed" in status
+    assert page.input_value("[data-testid=q]") == ""
+    shown = ids(page)
+    api = httpx.get(f"{base_url}/search", params={"session_id": sid, "k": 24}, timeout=10)
+    assert shown == [h["id"] for h in api.json()["hits"]]
+    assert shown != plain and "p2" not in shown and viewed not in shown
+    # Liking from the "For you" view re-sorts it with the new event.
+    liked = shown[0]
+    act(page, f"{card(page, liked)} [data-testid=like]")
+    assert page.get_attribute("[data-testid=for-you]", "aria-pressed") == "true"
+    assert "sorted by 3 products" in page.inner_text("[data-testid=status]")
+    assert liked not in ids(page)
+    # Forgetting deletes the session on the server and starts a new one ("For you" re-runs).
+    act(page, "[data-testid=forget-session]")
+    assert page.inner_text("[data-testid=session-status]") == "Session forgotten"
+    assert httpx.get(f"{base_url}/sessions/{sid}", timeout=10).json()["events"] == []
+    assert "nothing viewed or liked yet" in page.inner_text("[data-testid=status]")
+
+
+def test_the_page_works_on_when_the_session_routes_fail(page: Any) -> None:
+    # What a server without Redis answers (tests/test_api_sessions.py checks the real one).
+    body = '{"error": {"code": "engine_error", "message": "Redis is unreachable", "details": {}}}'
+    page.route(
+        "**/sessions/**",
+        lambda route: route.fulfill(status=503, body=body, content_type="application/json"),
+    )
+    search(page, "circle")
+    act(page, f"{card(page, 'p2')} [data-testid=like]")
+    assert page.inner_text("[data-testid=session-status]") == "Session off: Redis is unreachable"
+    assert "re-sorted by similarity" in page.inner_text("[data-testid=status]")
+    assert "p2" not in ids(page) and page.is_hidden("[data-testid=error]")
+    act(page, "[data-testid=for-you]")
+    assert "nothing viewed or liked yet" in page.inner_text("[data-testid=status]")
+    assert len(ids(page)) == 24 and page.is_hidden("[data-testid=error]")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from lookalike.analysis.population import Population, visual_population
 from lookalike.engines import Engine
 from lookalike.errors import InvalidInput
 from lookalike.filters import Filter
+from lookalike.progress import Progress
 
 SEED = 0
 N_INIT = 4
@@ -98,12 +100,20 @@ def cluster_products(
     return cluster_population(visual_population(engine, filters, limit), k)
 
 
-def inertia_curve(pop: Population, ks: range) -> list[tuple[int, float]]:
+def inertia_curve(
+    pop: Population, ks: range, progress: Progress | None = None
+) -> list[tuple[int, float]]:
     """(k, inertia) for each k the population allows: the data of an elbow plot."""
     usable = [k for k in ks if 2 <= k <= min(len(pop.ids), MAX_K)]
     if not usable:
         raise InvalidInput(f"no k in {ks.start}:{ks.stop - 1} fits {len(pop.ids)} products")
-    return [(k, float(_kmeans(k, len(pop.ids)).fit(pop.matrix).inertia_)) for k in usable]
+    progress = progress or Progress()
+    progress.stage("k-means per k", len(usable))
+    curve = []
+    for k in usable:
+        curve.append((k, float(_kmeans(k, len(pop.ids)).fit(pop.matrix).inertia_)))
+        progress.advance()
+    return curve
 
 
 def parse_k_range(text: str) -> range:
@@ -195,6 +205,21 @@ def export_clusters(result: Clustering, engine: Engine, folder: Path) -> list[Pa
                     ]
                 )
     return [json_path, csv_path]
+
+
+def select_members(
+    ids: Sequence[str] | None, cluster: int | None, clustering: Callable[[], Clustering]
+) -> list[str]:
+    """The products an assignment names: ``ids``, or the members of cluster number ``cluster``
+    of ``clustering()`` (computed only then, with the k and filters the numbers came from)."""
+    if ids:
+        return list(ids)
+    if cluster is None:
+        raise InvalidInput("give ids, or a cluster number (with the k and filters it came from)")
+    result = clustering()
+    if not 0 <= cluster < len(result.clusters):
+        raise InvalidInput(f"cluster must be 0-{len(result.clusters) - 1}, got {cluster}")
+    return result.clusters[cluster].members
 
 
 def assign_cluster(engine: Engine, ids: list[str], field: str, value: str) -> int:

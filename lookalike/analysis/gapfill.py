@@ -36,6 +36,7 @@ from lookalike.documents import Product
 from lookalike.engines import Engine
 from lookalike.errors import InvalidInput, NotFound
 from lookalike.filters import Filter
+from lookalike.progress import Progress
 from lookalike.tuning.serving import has_head, head_matrix
 from lookalike.vectors import unit_rows
 
@@ -140,10 +141,14 @@ class _Voters:
         ids, matrix = _vectors(engine, labelled, space)
         return cls(ids, [field_values(products[pid], fld)[0] for pid in ids], matrix)
 
-    def neighbours(self, queries: np.ndarray, k: int) -> list[list[Neighbour]]:
+    def neighbours(
+        self, queries: np.ndarray, k: int, progress: Progress | None = None
+    ) -> list[list[Neighbour]]:
         """The ``k`` most similar voters of each query row, most similar first."""
         out: list[list[Neighbour]] = []
         if not self.ids:
+            if progress is not None:
+                progress.advance(len(queries))
             return [[] for _ in range(len(queries))]
         k = min(k, len(self.ids))
         for start in range(0, len(queries), _SIM_CHUNK):
@@ -154,6 +159,8 @@ class _Voters:
                 out.append(
                     [Neighbour(self.ids[c], float(row[c]), self.values[c]) for c in order.tolist()]
                 )
+            if progress is not None:
+                progress.advance(len(sims))
         return out
 
 
@@ -167,6 +174,7 @@ def propose(
     filters: Filter | None = None,
     ids: Sequence[str] | None = None,
     space: str | None = None,
+    progress: Progress | None = None,
 ) -> list[Proposal]:
     """Proposals for products missing ``fld`` (those matching ``filters``, or ``ids``), the most
     confident first; every product of the catalogue that has the field can vote, neighbours
@@ -191,7 +199,9 @@ def propose(
     missing_ids, queries = _vectors(engine, missing, space)
     rejected = rejections(engine)
     proposals = []
-    for pid, near in zip(missing_ids, voters.neighbours(queries, k), strict=True):
+    progress = progress or Progress()
+    progress.stage(f"voting on {fld}", len(missing_ids))
+    for pid, near in zip(missing_ids, voters.neighbours(queries, k, progress), strict=True):
         winner = vote(near, rejected.get(pid, {}).get(fld, []))
         if winner is not None and winner[1] >= min_confidence:
             proposals.append(Proposal(pid, fld, winner[0], winner[1], near))

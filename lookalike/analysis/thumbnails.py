@@ -6,7 +6,7 @@ paths only inside the configured image roots, URLs only through the SSRF guard.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +16,6 @@ from PIL import Image, ImageOps
 from lookalike.documents import Product
 from lookalike.errors import ImageError
 from lookalike.images import decode_image, read_bytes
-from lookalike.netguard import split_list
 from lookalike.settings import Settings
 
 GREY = (200, 200, 200)
@@ -37,8 +36,8 @@ class ImageAccess:
         return cls(
             timeout=settings.image_timeout,
             max_bytes=settings.image_max_bytes,
-            allowed_hosts=tuple(split_list(settings.image_allowed_hosts)),
-            roots=tuple(Path(p) for p in split_list(settings.image_roots, os.pathsep)),
+            allowed_hosts=settings.image_allowed_hosts,
+            roots=settings.image_roots,
         )
 
 
@@ -69,9 +68,20 @@ def thumbnail(product: Product | None, size: int, access: ImageAccess) -> Image.
 
 
 def thumbnails(
-    products: dict[str, Product], ids: list[str], size: int, access: ImageAccess
+    products: dict[str, Product],
+    ids: list[str],
+    size: int,
+    access: ImageAccess,
+    done: Callable[[int], None] | None = None,
 ) -> dict[str, Image.Image]:
-    """Thumbnails of ``ids`` (read in a few threads: URLs wait on the network)."""
+    """Thumbnails of ``ids`` (read in a few threads: URLs wait on the network); ``done(1)``
+    after each."""
+
+    def one(pid: str) -> Image.Image:
+        tile = thumbnail(products.get(pid), size, access)
+        if done is not None:
+            done(1)
+        return tile
+
     with ThreadPoolExecutor(_IO_THREADS) as pool:
-        tiles = pool.map(lambda pid: thumbnail(products.get(pid), size, access), ids)
-        return dict(zip(ids, tiles, strict=True))
+        return dict(zip(ids, pool.map(one, ids), strict=True))

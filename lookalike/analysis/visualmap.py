@@ -18,6 +18,7 @@ from lookalike.analysis.thumbnails import ImageAccess, thumbnails
 from lookalike.engines import Engine
 from lookalike.errors import ConfigError, InvalidInput
 from lookalike.filters import Filter
+from lookalike.progress import Progress
 
 SEED = 0
 METHODS = ("tsne", "umap")
@@ -118,7 +119,12 @@ def grid_assignment(coords: np.ndarray, grid: int) -> np.ndarray:
 
 
 def render_grid(
-    vmap: VisualMap, engine: Engine, grid: int, cell: int, access: ImageAccess
+    vmap: VisualMap,
+    engine: Engine,
+    grid: int,
+    cell: int,
+    access: ImageAccess,
+    progress: Progress | None = None,
 ) -> Image.Image:
     """A grid of thumbnails, each cell showing the product nearest to it on the map."""
     if not 2 <= grid <= MAX_GRID:
@@ -127,7 +133,9 @@ def render_grid(
         raise InvalidInput(f"cell must be between 16 and 256 pixels, got {cell}")
     nearest = grid_assignment(vmap.coords, grid)
     shown = sorted({vmap.ids[i] for i in nearest.tolist()})
-    tiles = thumbnails(engine.get(shown), shown, cell, access)
+    progress = progress or Progress()
+    progress.stage("thumbnails", len(shown))
+    tiles = thumbnails(engine.get(shown), shown, cell, access, progress.advance)
     canvas = Image.new("RGB", (grid * cell, grid * cell), "white")
     for n, idx in enumerate(nearest.tolist()):
         row, col = divmod(n, grid)
@@ -145,10 +153,16 @@ def save_map(
     grid: int = 20,
     cell: int = 64,
     method: str = "tsne",
+    progress: Progress | None = None,
 ) -> VisualMap:
     """Compute the map and write its thumbnail grid as a PNG."""
-    vmap = visual_map(engine, filters, limit, method)
-    image = render_grid(vmap, engine, grid, cell, access)
+    progress = progress or Progress()
+    pop = visual_population(engine, filters, limit)
+    # one step: t-SNE and UMAP report no progress of their own (the bar shows the time spent)
+    progress.stage(f"{method} of {len(pop.ids)} products", 1)
+    vmap = map_population(pop, method)
+    progress.advance()
+    image = render_grid(vmap, engine, grid, cell, access, progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     image.save(out, format="PNG")
     return vmap

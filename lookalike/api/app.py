@@ -11,10 +11,13 @@ from threadpoolctl import threadpool_limits
 from lookalike import __version__
 from lookalike.api.errors import ERROR_RESPONSES, install_error_handlers
 from lookalike.api.limits import BodyLimit
+from lookalike.api.observe import Observe
 from lookalike.api.routes import analysis, images, products, search, sessions, web
 from lookalike.api.routes.admin import router as admin_router
 from lookalike.api.routes.ingest import router as ingest_router
+from lookalike.api.routes.metrics import install_metrics
 from lookalike.api.security import ReadAccess, check_security
+from lookalike.api.state import Serving, serving
 from lookalike.engines import Engine, open_engine
 from lookalike.settings import Settings, get_settings
 
@@ -29,12 +32,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         # One BLAS thread: multi-threaded BLAS on shared cores made re-scoring 17x slower.
         threadpool_limits(1)
         own = engine is None
-        app.state.engine = engine or open_engine(settings)
+        app.state.serving = Serving(settings, engine or open_engine(settings))
         try:
             yield
         finally:
             if own:
-                app.state.engine.close()
+                serving(app).engine.close()
 
     app = FastAPI(
         title="Lookalike",
@@ -45,9 +48,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         dependencies=[ReadAccess],
         responses=ERROR_RESPONSES,
     )
-    app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        Observe, metrics=install_metrics(app, settings)
+    )  # outermost: sees every answer
     app.include_router(products.router)
     app.include_router(search.router)
     app.include_router(ingest_router)
@@ -59,6 +64,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, object]:
-        return {"status": "ok", "products": app.state.engine.count()}
+        return {"status": "ok", "products": serving(app).engine.count()}
 
     return app

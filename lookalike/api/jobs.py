@@ -16,7 +16,9 @@ from typing import Any
 from celery import Celery
 from fastapi import Request
 
+from lookalike.api.state import Serving, serving
 from lookalike.errors import Conflict
+from lookalike.progress import Progress
 
 _init_lock = threading.Lock()
 
@@ -27,7 +29,7 @@ def _celery(request: Request, name: str, results: bool) -> Celery:
         if getattr(state, name, None) is None:
             from indexer.celery_app import make_celery
 
-            settings = state.settings
+            settings = serving(request.app).settings
             made = make_celery(settings.redis_url, settings.visibility_timeout)
             if not results:
                 # No result subscription per sent job: nothing grows in the API process, and a
@@ -48,17 +50,19 @@ def celery_results(request: Request) -> Celery:
     return _celery(request, "celery_results", results=True)
 
 
-def index_context(request: Request) -> Any:
-    """The inline-ingest context (models loaded once, on first use) over the app's engine."""
+def index_context(request: Request, now: Serving) -> Any:
+    """The inline-ingest context over ``now``'s engine: its models are loaded on first use
+    and again only when a re-index has swapped in another settings-and-engine pair."""
     state = request.app.state
     with _init_lock:
-        if getattr(state, "index_context", None) is None:
+        held = getattr(state, "index_context", None)
+        if held is None or held[0] is not now:
             from indexer.context import build_context
 
-            state.index_context = build_context(state.settings, engine=state.engine)
-    ctx = state.index_context
-    ctx.engine = state.engine  # a reindex may have swapped the engine
-    return ctx
+            ctx = build_context(now.settings, engine=now.engine)
+            ctx.meter = state.ingest_meter  # counted as the API's ingest (lookalike/telemetry.py)
+            held = state.index_context = (now, ctx)
+    return held[1]
 
 
 @dataclass
@@ -69,6 +73,8 @@ class LocalJob:
     result: dict[str, Any] | None = None
     error: str | None = None
     thread: threading.Thread | None = field(default=None, repr=False)
+    # the work reports into this; GET /jobs/{id} shows its done/total
+    progress: Progress = field(default_factory=Progress, repr=False)
 
 
 class LocalJobs:
@@ -81,7 +87,8 @@ class LocalJobs:
     def get(self, job_id: str) -> LocalJob | None:
         return self._jobs.get(job_id)
 
-    def start(self, kind: str, work: Callable[[], dict[str, Any]]) -> LocalJob:
+    def start(self, kind: str, work: Callable[[Progress], dict[str, Any]]) -> LocalJob:
+        """Run ``work(progress)`` in a thread; 409 while a job of this kind runs."""
         with self._lock:
             running = [j for j in self._jobs.values() if j.kind == kind and j.state == "STARTED"]
             if running:
@@ -91,7 +98,7 @@ class LocalJobs:
 
         def run() -> None:
             try:
-                job.result = work()
+                job.result = work(job.progress)
                 job.state = "SUCCESS"
             except Exception as exc:  # noqa: BLE001 - the job reports its failure
                 job.error = f"{type(exc).__name__}: {exc}"

@@ -1,49 +1,41 @@
-"""Response models: the JSON shapes the API promises (and the CLI's --json prints)."""
+"""Response models: the JSON shapes the API promises (and the CLI's --json prints).
+
+Search answers (``/search``, ``/search/image``, ``/products/{id}/similar``) are
+``reranker.results.SearchResult``, the model the service returns and the CLI prints; the API
+sends it as :class:`PublicSearchResult`, each hit with an ``image_url`` and without the
+server's local paths (``lookalike/api/imagelinks.py``).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import BaseModel, Field
 
-from pydantic import BaseModel
-
-
-class HitOut(BaseModel):
-    id: str
-    score: float
-    title: str
-    brand: str | None = None
-    category: str | None = None
-    color: str | None = None
-    price: float | None = None
-    image: str | None = None
-    explanation: dict[str, Any] | None = None  # only with explain=true
+from reranker.results import Hit, SearchResult
 
 
-class SessionAnchorOut(BaseModel):
-    id: str
-    weight: float
-    events: list[dict[str, Any]]  # the events that made this anchor: type, product_id, at
+def _absent(value: object) -> bool:
+    return value is None
 
 
-class SessionUsedOut(BaseModel):
-    """Which of a shopper's events became which anchors (only with ``session_id``)."""
+class PublicHit(Hit):
+    image: str | None = Field(
+        None,
+        exclude_if=_absent,
+        description="The stored image source: an http(s) URL, or a local path (write keys only).",
+    )
+    image_url: str | None = Field(
+        None, description="The image: the catalogue's URL, or /products/{id}/images/{position}."
+    )
 
-    id: str
-    anchors: list[SessionAnchorOut]
-    negatives: list[SessionAnchorOut]
-    excluded: list[str]
 
-
-class SearchOut(BaseModel):
-    hits: list[HitOut]
-    total: int
-    anchors: list[str]
-    session: SessionUsedOut | None = None
+class PublicSearchResult(SearchResult):
+    hits: list[PublicHit]  # type: ignore[assignment]
 
 
 class ImageOut(BaseModel):
     position: int
-    uri: str
+    url: str  # the catalogue's URL, or /products/{id}/images/{position} for a local file
+    uri: str | None = None  # the stored source; a local path only for write keys
     hash: str | None = None
     error: str | None = None
 

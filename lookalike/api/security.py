@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from lookalike.api.schemas import ErrorOut
+from lookalike.api.state import Serving, current
 from lookalike.errors import ConfigError, Forbidden, Unauthorized
 from lookalike.settings import Settings
 
@@ -70,10 +71,6 @@ _bearer = HTTPBearer(auto_error=False, description="An API key as a bearer token
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key.")
 
 
-def split_keys(value: str) -> tuple[str, ...]:
-    return tuple(k.strip() for k in value.split(",") if k.strip())
-
-
 def _matches(key: str, keys: tuple[str, ...]) -> bool:
     """Constant-time membership: every configured key is compared, none short-circuits."""
     given = key.encode("utf-8", "surrogatepass")
@@ -98,7 +95,7 @@ def check_security(settings: Settings) -> None:
     """Refuse to start outside development with no write key, a weak key or open writes."""
     if settings.env == "development":
         return
-    write, read = split_keys(settings.api_keys), split_keys(settings.read_keys)
+    write, read = settings.api_keys, settings.read_keys
     if not write:
         raise ConfigError(
             f"LOOKALIKE_ENV={settings.env}: set LOOKALIKE_API_KEYS (write/admin keys) "
@@ -130,21 +127,28 @@ def _presented_key(bearer: HTTPAuthorizationCredentials | None, header: str | No
 def _principal(settings: Settings, key: str | None) -> Principal:
     if key is None:
         return Principal("anonymous")
-    if _matches(key, split_keys(settings.api_keys)):
+    if _matches(key, settings.api_keys):
         return Principal("write")
-    if _matches(key, split_keys(settings.read_keys)):
+    if _matches(key, settings.read_keys):
         return Principal("read")
     raise Unauthorized("unknown API key")
 
 
-def require_write(
-    request: Request,
+def caller(
+    now: Annotated[Serving, Depends(current)],
     bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
     header: str | None = Depends(_header),
 ) -> Principal:
+    """Who presents which key (resolved once per request; both checks below read it)."""
+    return _principal(now.settings, _presented_key(bearer, header))
+
+
+def require_write(
+    now: Annotated[Serving, Depends(current)],
+    principal: Annotated[Principal, Depends(caller)],
+) -> Principal:
     """The caller holds a write key (or anonymous writes are allowed in development)."""
-    settings: Settings = request.app.state.settings
-    principal = _principal(settings, _presented_key(bearer, header))
+    settings = now.settings
     if principal.scope == "write":
         return principal
     if principal.scope == "read":
@@ -156,17 +160,23 @@ def require_write(
 
 def require_read(
     request: Request,
-    bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
-    header: str | None = Depends(_header),
+    now: Annotated[Serving, Depends(current)],
+    principal: Annotated[Principal, Depends(caller)],
 ) -> Principal:
     """Anyone may read unless LOOKALIKE_READ_REQUIRES_KEY; a presented key must be valid."""
-    settings: Settings = request.app.state.settings
-    principal = _principal(settings, _presented_key(bearer, header))
     if request.url.path in OPEN_PATHS:
         return principal
-    if principal.scope == "anonymous" and settings.read_requires_key:
+    if principal.scope == "anonymous" and now.settings.read_requires_key:
         raise Unauthorized("this endpoint needs an API key (Authorization: Bearer or X-API-Key)")
     return principal
+
+
+def holds_write_key(request: Request) -> bool:
+    """Whether the caller presented a write key: only they see the server's local paths."""
+    header = request.headers.get("x-api-key")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    key = header or (token.strip() if scheme.lower() == "bearer" else "")
+    return bool(key) and _matches(key, current(request).settings.api_keys)
 
 
 WriteAccess: Any = Depends(require_write)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,10 +11,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lookalike.cli.common import FilterOpt, JsonOpt, app, console, errors
-from lookalike.errors import InvalidInput
+from lookalike.cli.common import FilterOpt, JsonOpt, app, console, emit_json, errors
+from lookalike.cli.progress import progress_bar
 from lookalike.filters import parse_filter_args
-from lookalike.settings import Settings
+from lookalike.settings import Settings, split_list
 
 gaps_app = typer.Typer(help="Attribute gap filling from visual neighbours.", no_args_is_help=True)
 app.add_typer(gaps_app, name="gaps")
@@ -28,8 +28,12 @@ FieldOpt = Annotated[
 ]
 
 
-def _emit(data: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+def _report(data: dict[str, Any], as_json: bool, line: str) -> None:
+    """The JSON the API answers with ``--json``, else one line for a person."""
+    if as_json:
+        emit_json(data)
+    else:
+        console.print(line)
 
 
 @app.command()
@@ -64,10 +68,12 @@ def clusters(
         result = cluster_population(pop, k)
         written = export_clusters(result, engine, out)
         if ks is not None:
-            written.append(save_elbow(inertia_curve(pop, ks), out / "elbow.png"))
+            with progress_bar("k") as bar:
+                curve = inertia_curve(pop, ks, bar)
+            written.append(save_elbow(curve, out / "elbow.png"))
         data = clustering_dict(result, engine)
     if as_json:
-        _emit({**data, "files": [str(p) for p in written]})
+        emit_json({**data, "files": [str(p) for p in written]})
         return
     table = Table("cluster", "size", "representative", "title")
     for c in data["clusters"]:
@@ -93,25 +99,18 @@ def clusters_assign(
     as_json: JsonOpt = False,
 ) -> None:
     """Set FIELD=VALUE on a cluster's members (same k, filters and limit as `clusters`)."""
-    from lookalike.analysis.clusters import assign_cluster, cluster_products
+    from lookalike.analysis.clusters import assign_cluster, cluster_products, select_members
     from lookalike.engines import open_engine
 
     with errors(), open_engine(Settings()) as engine:
-        if ids:
-            members = [i.strip() for i in ids.split(",") if i.strip()]
-        elif cluster is not None:
-            result = cluster_products(engine, k, parse_filter_args(filters), limit)
-            if not 0 <= cluster < len(result.clusters):
-                raise InvalidInput(f"cluster must be 0-{len(result.clusters) - 1}, got {cluster}")
-            members = result.clusters[cluster].members
-        else:
-            raise InvalidInput("give --cluster N (with the same --k/--filter) or --ids")
+        members = select_members(
+            split_list(ids or ""),
+            cluster,
+            lambda: cluster_products(engine, k, parse_filter_args(filters), limit),
+        )
         updated = assign_cluster(engine, members, field, value)
     data = {"field": field, "value": value, "updated": updated, "ids": members}
-    if as_json:
-        _emit(data)
-    else:
-        console.print(f"{field}={value} set on {updated} products (marked inferred)")
+    _report(data, as_json, f"{field}={value} set on {updated} products (marked inferred)")
 
 
 @app.command("map")
@@ -134,7 +133,7 @@ def visual_map(
     from lookalike.engines import open_engine
 
     settings = Settings()
-    with errors(), open_engine(settings) as engine:
+    with errors(), open_engine(settings) as engine, progress_bar() as bar:
         vmap = save_map(
             engine,
             out,
@@ -144,6 +143,7 @@ def visual_map(
             grid=grid,
             cell=cell,
             method=method,
+            progress=bar,
         )
         if points is not None:
             points.write_text(json.dumps(map_points(vmap, engine), ensure_ascii=False))
@@ -165,7 +165,7 @@ def gaps_propose(
     from lookalike.analysis.gapfill import propose
     from lookalike.engines import open_engine
 
-    with errors(), open_engine(Settings()) as engine:
+    with errors(), open_engine(Settings()) as engine, progress_bar() as bar:
         found = propose(
             engine,
             field,
@@ -173,10 +173,11 @@ def gaps_propose(
             min_confidence=min_confidence,
             limit=limit,
             filters=parse_filter_args(filters),
+            progress=bar,
         )
     data = {"field": field, "proposals": [p.to_dict() for p in found]}
     if as_json:
-        _emit(data)
+        emit_json(data)
         return
     table = Table("id", "value", "confidence", "neighbours")
     for p in found:
@@ -185,39 +186,49 @@ def gaps_propose(
     Console().print(table)
 
 
+ProductArg = Annotated[str, typer.Argument(help="The product id.")]
+FieldArg = Annotated[str, typer.Argument(help="brand, category, color or an attribute key.")]
+
+
+def _decide(
+    decision: Callable[[Any, str, str, str], dict[str, Any]],
+    product_id: str,
+    field: str,
+    value: str,
+    as_json: bool,
+    said: Callable[[dict[str, Any]], str],
+) -> None:
+    """Run one gap decision (the library function the API's /gaps/accept|reject run too)."""
+    from lookalike.engines import open_engine
+
+    with errors(), open_engine(Settings()) as engine:
+        data = decision(engine, product_id, field, value)
+    _report(data, as_json, f"{product_id}: {field}={value} {said(data)}")
+
+
 @gaps_app.command("accept")
 def gaps_accept(
-    product_id: Annotated[str, typer.Argument(help="The product id.")],
-    field: Annotated[str, typer.Argument(help="brand, category, color or an attribute key.")],
+    product_id: ProductArg,
+    field: FieldArg,
     value: Annotated[str, typer.Argument(help="The value to write back.")],
     as_json: JsonOpt = False,
 ) -> None:
     """Write VALUE into the product's FIELD, marked inferred, with its provenance."""
     from lookalike.analysis.gapfill import accept
-    from lookalike.engines import open_engine
 
-    with errors(), open_engine(Settings()) as engine:
-        data = accept(engine, product_id, field, value)
-    if as_json:
-        _emit(data)
-    else:
-        console.print(f"{product_id}: {field}={value} (confidence {data['confidence']:.2f})")
+    _decide(
+        accept, product_id, field, value, as_json, lambda d: f"(confidence {d['confidence']:.2f})"
+    )
 
 
 @gaps_app.command("reject")
 def gaps_reject(
-    product_id: Annotated[str, typer.Argument(help="The product id.")],
-    field: Annotated[str, typer.Argument(help="brand, category, color or an attribute key.")],
+    product_id: ProductArg,
+    field: FieldArg,
     value: Annotated[str, typer.Argument(help="The proposed value that is wrong.")],
     as_json: JsonOpt = False,
 ) -> None:
     """Never propose VALUE for this product's FIELD again; the product is unchanged."""
     from lookalike.analysis.gapfill import reject
-    from lookalike.engines import open_engine
 
-    with errors(), open_engine(Settings()) as engine:
-        data = reject(engine, product_id, field, value)
-    if as_json:
-        _emit(data)
-    else:
-        console.print(f"{product_id}: {field}={value} rejected")
+    _decide(reject, product_id, field, value, as_json, lambda d: "rejected")

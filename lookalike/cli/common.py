@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lookalike.errors import CALLER_ERRORS, LookalikeError
@@ -39,7 +40,8 @@ def errors() -> Iterator[None]:
     try:
         yield
     except LookalikeError as exc:
-        console.print(f"[red]error[/red] ({exc.code}): {exc.message}")
+        # escaped: a message is text, not markup ("lookalike[litert]" is not a style tag)
+        console.print(f"[red]error[/red] ({exc.code}): {escape(exc.message)}")
         raise typer.Exit(2 if isinstance(exc, CALLER_ERRORS) else 1) from None
 
 
@@ -48,9 +50,14 @@ def run(fn: Callable[[], T]) -> T:
         return fn()
 
 
+def emit_json(data: Any) -> None:
+    """One JSON line on stdout (UTF-8, as the API sends it): what every ``--json`` prints."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+
+
 def print_result(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        emit_json(data)
         return
     table = Table("rank", "id", "score", "title", "category", "color")
     for rank, hit in enumerate(data["hits"], start=1):

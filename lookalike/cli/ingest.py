@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from lookalike.cli.common import JsonOpt, app, console, errors, run
+from lookalike.cli.common import JsonOpt, app, console, emit_json, errors, run
 from lookalike.settings import Settings
+from lookalike.telemetry import IngestMeter
 
 
 @app.command()
@@ -52,33 +52,37 @@ def index(
                 job_ids, report = enqueue_catalogue(catalogue, engine, csv_mapping, size)
             console.print(f"enqueued {report.products} products in {len(job_ids)} jobs")
             if wait:
-                report.batches = wait_for(job_ids)
-        else:
-            from tqdm import tqdm
+                from lookalike.cli.progress import progress_bar
 
+                with progress_bar("job") as bar:
+                    report.batches = wait_for(job_ids, progress=bar)
+        else:
             from indexer.context import build_context
+            from lookalike.cli.progress import catalogue_length, progress_bar
 
             ctx = build_context(settings)
-            with tqdm(unit="product", desc="indexing", file=sys.stderr) as bar:
+            with progress_bar() as bar:
+                bar.stage("indexing", catalogue_length(catalogue))
                 report = index_catalogue(
                     catalogue,
                     ctx,
                     csv_mapping,
                     size,
-                    bar.update,
+                    bar.advance,
                     workers=workers or settings.ingest_workers,
                 )
             ctx.engine.close()
+    IngestMeter(settings.redis_url, "cli").add({"records_rejected": len(report.record_errors)})
     for err in report.record_errors:
-        console.print(f"[yellow]rejected[/yellow] {err}")
+        console.print(f"[yellow]rejected[/yellow] {escape(str(err))}")
     for image_error in report.batches.image_errors:
         console.print(
-            f"[yellow]image error[/yellow] {image_error['id']} {image_error['image']}: "
-            f"{image_error['error']}"
+            f"[yellow]image error[/yellow] {escape(image_error['id'])} "
+            f"{escape(image_error['image'])}: {escape(image_error['error'])}"
         )
     summary = report.to_dict()
     if as_json:
-        sys.stdout.write(json.dumps(summary) + "\n")
+        emit_json(summary)
     else:
         b = report.batches
         console.print(
@@ -108,6 +112,11 @@ def worker(
     """Run a Celery worker that indexes queued batches."""
     from indexer.celery_app import app as celery_app
 
+    if Settings().log_format == "json":
+        from lookalike.telemetry import configure_logging
+
+        configure_logging("json")
+        celery_app.conf.worker_hijack_root_logger = False
     celery_app.worker_main(
         ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", "lookalike"]
     )
@@ -144,13 +153,17 @@ def reindex(
 ) -> None:
     """Blue/green re-index for a model change: build anew while serving, then switch."""
     from indexer.reindex import reindex as run_reindex
+    from lookalike.cli.progress import progress_bar
 
-    report = run(
-        lambda: run_reindex(Settings(), model, image_tensor, text_model, batch_size, keep_old)
-    )
+    with progress_bar() as bar:
+        report = run(
+            lambda: run_reindex(
+                Settings(), model, image_tensor, text_model, batch_size, keep_old, progress=bar
+            )
+        )
     data = report.to_dict()
     if as_json:
-        sys.stdout.write(json.dumps(data) + "\n")
+        emit_json(data)
         return
     console.print(
         f"reindexed {data['products']} products with {model} into {data['target']}; "

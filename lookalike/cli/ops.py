@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lookalike.cli.common import JsonOpt, app, console, errors
+from lookalike.cli.common import JsonOpt, app, console, emit_json, errors
 from lookalike.settings import Settings
 
 
@@ -51,9 +49,18 @@ def serve(
     import uvicorn
 
     from lookalike.api.app import create_app
+    from lookalike.telemetry import configure_logging
 
     settings = Settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+    configure_logging(settings.log_format)
+    # The app writes the access log itself (with request ids); uvicorn's would repeat it.
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 @app.command()
@@ -64,7 +71,7 @@ def stats(as_json: JsonOpt = False) -> None:
     with errors(), open_engine(Settings()) as engine:
         data = {"products": engine.count()}
     if as_json:
-        sys.stdout.write(json.dumps(data) + "\n")
+        emit_json(data)
     else:
         console.print(f"products: {data['products']}")
 
@@ -137,7 +144,7 @@ def evaluate_command(
             parse_weights(weights or []),
         )
     if as_json:
-        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+        emit_json(report.to_dict())
         return
     table = Table(
         "value",
@@ -179,7 +186,7 @@ def _holdout(
     with errors(), open_engine(Settings()) as engine:
         report = evaluate_holdout(engine, labels, k, seed, weights, limit, test_only=test_only)
     if as_json:
-        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+        emit_json(report.to_dict())
         return
     table = Table(
         "label",

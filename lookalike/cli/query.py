@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -52,45 +55,63 @@ SetThresholdOpt = Annotated[
 SetMOpt = Annotated[int | None, typer.Option("--set-m", help="Only the best M image pairs count.")]
 
 
-def _rerank(
-    settings: Settings,
-    *,
-    query: str,
-    anchors: list[str],
-    negatives: list[str] | None,
-    filters: list[str] | None,
-    weights: list[str] | None,
-    aggregation: str,
-    keyword_norm: str,
-    window: int | None,
-    k: int,
-    offset: int,
-    explain: bool,
-    image_set: tuple[str, float | None, int | None] = ("mean", None, None),
-) -> dict[str, Any]:
-    """Build the shared request model and run it, as the API does."""
-    from lookalike.engines import open_engine
-    from reranker import RerankRequest, parse_weighted_ids, parse_weights, run
-    from reranker.imagesets import SetOptions
+KOpt = Annotated[int, typer.Option("--k", "-k", help="How many results.")]
 
-    with errors():
-        req = RerankRequest(
-            query=query,
-            anchors=parse_weighted_ids(anchors),
-            negatives=parse_weighted_ids(negatives or []),
-            filters=parse_filter_args(filters),
-            weights={"color": settings.w_color, **parse_weights(weights or [])},
-            aggregation=aggregation,
-            keyword_norm=keyword_norm,
-            window=window or settings.candidates,
-            k=k,
-            offset=offset,
-            explain=explain,
-            max_k=settings.max_k,
-            image_set=SetOptions(*image_set),
-        )
-        with open_engine(settings) as engine:
-            return run(engine, req).to_dict()
+# The options `similar` and `search` share, as (annotation, default): they build one
+# RerankParams, the model the API's query parameters build too.
+RERANK_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "k": (KOpt, 10),
+    "filters": (FilterOpt, None),
+    "anchors": (AnchorOpt, None),
+    "negatives": (NegativeOpt, None),
+    "weights": (WeightOpt, None),
+    "aggregation": (AggregationOpt, "average"),
+    "keyword_norm": (KeywordNormOpt, "minmax"),
+    "window": (WindowOpt, None),
+    "offset": (OffsetOpt, 0),
+    "explain": (ExplainOpt, False),
+    "set_method": (SetMethodOpt, "mean"),
+    "set_threshold": (SetThresholdOpt, None),
+    "set_m": (SetMOpt, None),
+    "as_json": (JsonOpt, False),
+}
+
+
+def rerank_command(fn: Callable[..., dict[str, Any]]) -> Callable[..., None]:
+    """A query command: ``fn`` takes its own arguments and says what it adds to the request
+    (``query`` or ``like``); the shared options are added to its signature, built into one
+    :class:`RerankParams`, run as the API runs them, and printed."""
+    own = list(inspect.signature(fn, eval_str=True).parameters.values())
+    shared = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
+        for name, (ann, default) in RERANK_OPTIONS.items()
+    ]
+
+    @functools.wraps(fn)
+    def command(**values: Any) -> None:
+        from lookalike.engines import open_engine
+        from reranker import parse_weights, run
+        from reranker.params import RerankParams
+
+        options = {name: values.pop(name) for name in RERANK_OPTIONS}
+        as_json, filters = options.pop("as_json"), options.pop("filters")
+        settings = Settings()
+        with errors():
+            params = RerankParams.build(
+                anchors=options.pop("anchors"),
+                negatives=options.pop("negatives"),
+                weights=parse_weights(options.pop("weights") or []),
+                **options,
+            )
+            req = params.request(settings, filters=parse_filter_args(filters), **fn(**values))
+            with open_engine(settings) as engine:
+                data = run(engine, req).to_dict()
+        print_result(data, as_json)
+        if params.explain and not as_json:
+            _print_explanations(data)
+
+    command.__signature__ = inspect.Signature(own + shared)  # type: ignore[attr-defined]
+    return command
 
 
 def _print_explanations(data: dict[str, Any]) -> None:
@@ -117,78 +138,18 @@ def _print_explanations(data: dict[str, Any]) -> None:
 
 
 @app.command()
+@rerank_command
 def similar(
     product_id: Annotated[str, typer.Argument(help="The anchor product id.")],
-    k: Annotated[int, typer.Option("--k", "-k", help="How many results.")] = 10,
-    filters: FilterOpt = None,
-    anchors: AnchorOpt = None,
-    negatives: NegativeOpt = None,
-    weights: WeightOpt = None,
-    aggregation: AggregationOpt = "average",
-    keyword_norm: KeywordNormOpt = "minmax",
-    window: WindowOpt = None,
-    offset: OffsetOpt = 0,
-    explain: ExplainOpt = False,
-    set_method: SetMethodOpt = "mean",
-    set_threshold: SetThresholdOpt = None,
-    set_m: SetMOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+) -> dict[str, Any]:
     """More like this: products that look like PRODUCT_ID (plus any extra --anchor)."""
-    data = _rerank(
-        Settings(),
-        query="",
-        anchors=[product_id, *(anchors or [])],
-        negatives=negatives,
-        filters=filters,
-        weights=weights,
-        aggregation=aggregation,
-        keyword_norm=keyword_norm,
-        window=window,
-        k=k,
-        offset=offset,
-        explain=explain,
-        image_set=(set_method, set_threshold, set_m),
-    )
-    print_result(data, as_json)
-    if explain and not as_json:
-        _print_explanations(data)
+    return {"like": product_id}
 
 
 @app.command()
+@rerank_command
 def search(
     query: Annotated[str, typer.Argument(help="Keywords (may be empty with --anchor).")] = "",
-    anchors: AnchorOpt = None,
-    k: Annotated[int, typer.Option("--k", "-k", help="How many results.")] = 10,
-    filters: FilterOpt = None,
-    negatives: NegativeOpt = None,
-    weights: WeightOpt = None,
-    aggregation: AggregationOpt = "average",
-    keyword_norm: KeywordNormOpt = "minmax",
-    window: WindowOpt = None,
-    offset: OffsetOpt = 0,
-    explain: ExplainOpt = False,
-    set_method: SetMethodOpt = "mean",
-    set_threshold: SetThresholdOpt = None,
-    set_m: SetMOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
+) -> dict[str, Any]:
     """Keyword search within filters, re-scored against the anchors."""
-    data = _rerank(
-        Settings(),
-        query=query,
-        anchors=anchors or [],
-        negatives=negatives,
-        filters=filters,
-        weights=weights,
-        aggregation=aggregation,
-        keyword_norm=keyword_norm,
-        window=window,
-        k=k,
-        offset=offset,
-        explain=explain,
-        image_set=(set_method, set_threshold, set_m),
-    )
-    print_result(data, as_json)
-    if explain and not as_json:
-        _print_explanations(data)
+    return {"query": query}

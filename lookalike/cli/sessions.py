@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from lookalike.cli.common import FilterOpt, JsonOpt, app, console, errors, print_result
+from lookalike.cli.common import FilterOpt, JsonOpt, app, console, emit_json, errors, print_result
 from lookalike.errors import InvalidInput
 from lookalike.settings import Settings
 
@@ -56,19 +55,16 @@ def session(
     from lookalike.engines import open_engine
     from lookalike.filters import parse_filter_args
     from lookalike.sessions import check_known, session_anchors
-    from reranker import RerankRequest, run
+    from reranker import run
+    from reranker.params import RerankParams
     from reranker.sessions import apply_session
 
     settings = Settings()
     with errors(), open_engine(settings) as engine:
         events = read_events(events_file)
         check_known(engine, events)
-        base = RerankRequest(
-            query=query,
-            filters=parse_filter_args(filters),
-            k=k,
-            window=settings.candidates,
-            max_k=settings.max_k,
+        base = RerankParams.build(k=k).request(
+            settings, query=query, filters=parse_filter_args(filters)
         )
         cuts = range(1, len(events) + 1) if steps else [len(events)]
         for cut in cuts:
@@ -78,17 +74,17 @@ def session(
                 console.print(f"after {cut} event(s): no anchor yet (only dismissals)")
                 continue
             req, used = apply_session(base, events_file.name, implied, exclude_owned)
-            data: dict[str, Any] = {**run(engine, req).to_dict(), "session": used}
+            data = run(engine, req).with_session(used).to_dict()
             if steps and not as_json:
                 last = seen[-1]
                 ids = " ".join(h["id"] for h in data["hits"])
                 console.print(f"after {cut} ({last.type} {last.product_id}): {ids}")
             elif as_json:
-                sys.stdout.write(json.dumps({"events": cut, **data}) + "\n")
+                emit_json({"events": cut, **data})
             else:
-                for a in used["anchors"]:
-                    kinds = ",".join(e["type"] for e in a["events"])
-                    console.print(f"anchor {a['id']} weight {a['weight']:.3f} ({kinds})")
-                for n in used["negatives"]:
-                    console.print(f"negative {n['id']} weight {n['weight']:.3f}")
+                for a in used.anchors:
+                    kinds = ",".join(e["type"] for e in a.events)
+                    console.print(f"anchor {a.id} weight {a.weight:.3f} ({kinds})")
+                for n in used.negatives:
+                    console.print(f"negative {n.id} weight {n.weight:.3f}")
                 print_result(data, False)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from lookalike.cli.common import JsonOpt, app, console, errors
+from lookalike.cli.common import JsonOpt, app, console, emit_json, errors
 from lookalike.settings import Settings
 
 
@@ -48,7 +46,7 @@ def tune(
 
         report = tune(engine, options, step)
     if as_json:
-        sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+        emit_json(report.to_dict())
         return
     table = Table(
         "label",

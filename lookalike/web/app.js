@@ -1,5 +1,7 @@
-// The merchandisers' page: a thin client of the JSON API (/search, /products, /clusters, /map).
-// DOM is built with textContent only, so catalogue text can never inject markup.
+// The merchandisers' page: a thin client of the JSON API (/search, /products, /clusters, /map,
+// /sessions). DOM is built with textContent only, so catalogue text can never inject markup.
+// The page keeps a shopper session: views, likes and dislikes are posted as events, and the
+// "For you" view is the catalogue sorted by the anchors the session implies (/search?session_id).
 
 const PAGE = 24;
 const THUMB = 160;
@@ -13,7 +15,13 @@ const state = {
   total: 0,
   hits: [],
   seq: 0, // queries started; only the latest one's answer is shown
+  forYou: false, // the "For you" view: sorted by the session, not by q or the chips
+  sessionId: null, // this browser's session (localStorage), made up here like a storefront would
+  session: null, // the last answer's session block
+  scored: false, // the shown hits were scored (anchors, keywords, a session); browsing is not
 };
+
+const SESSION_KEY = "lookalike.session";
 
 const $ = (id) => document.getElementById(id);
 
@@ -45,30 +53,41 @@ export const thumbUrl = (id, size = THUMB) =>
 
 class ApiError extends Error {}
 
+// GET a JSON route; the query leaves out empty parameters.
 async function api(path, params = {}) {
   const query = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) {
     if (value !== "" && value !== null && value !== undefined) query.set(key, String(value));
   }
   const qs = query.toString();
+  return send("GET", qs ? `${path}?${qs}` : path);
+}
+
+// One request: the JSON answer, null for a 204, or an ApiError with the API's message.
+async function send(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
-    const url = qs ? `${path}?${qs}` : path;
-    response = await fetch(url, { headers: { Accept: "application/json" } });
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
   } catch (err) {
     throw new ApiError(`The server cannot be reached (${err.message}).`);
   }
-  let body = null;
+  if (response.status === 204) return null;
+  let answer = null;
   try {
-    body = await response.json();
+    answer = await response.json();
   } catch {
-    body = null;
+    answer = null;
   }
   if (!response.ok) {
-    const message = body && body.error ? body.error.message : `HTTP ${response.status}`;
-    throw new ApiError(message);
+    throw new ApiError(answer && answer.error ? answer.error.message : `HTTP ${response.status}`);
   }
-  return body;
+  return answer;
 }
 
 function showError(err) {
@@ -96,6 +115,91 @@ function filters() {
 const weighted = (items) =>
   items.map((a) => (a.weight && a.weight !== 1 ? `${a.id}:${a.weight}` : a.id)).join(",");
 
+// ---- session --------------------------------------------------------------------------------
+
+function newSessionId() {
+  if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function sessionId() {
+  if (!state.sessionId) {
+    let id = null;
+    try {
+      id = localStorage.getItem(SESSION_KEY);
+    } catch {
+      id = null; // storage off: the session lasts as long as the page
+    }
+    if (!id || !/^[A-Za-z0-9_-]{8,128}$/.test(id)) {
+      id = newSessionId();
+      try {
+        localStorage.setItem(SESSION_KEY, id);
+      } catch {
+        // storage off
+      }
+    }
+    state.sessionId = id;
+  }
+  return state.sessionId;
+}
+
+const sessionPath = () => `/sessions/${encodeURIComponent(sessionId())}`;
+
+function sessionNote(text) {
+  $("session-status").textContent = text;
+}
+
+// A shopper's action as a session event. A refused or failed post never blocks browsing: the
+// note says the session is off and the page goes on without it.
+async function record(type, productId) {
+  try {
+    const body = await send("POST", `${sessionPath()}/events`,
+      { events: [{ type, product_id: productId }] });
+    sessionNote(`Session: ${body.events} event${body.events === 1 ? "" : "s"}`);
+    document.body.dataset.events = String(body.events); // tests wait on this
+  } catch (err) {
+    sessionNote(`Session off: ${err.message}`);
+  }
+}
+
+async function forgetSession() {
+  try {
+    await send("DELETE", sessionPath());
+    sessionNote("Session forgotten");
+  } catch (err) {
+    sessionNote(`Session off: ${err.message}`);
+  }
+  state.sessionId = null;
+  try {
+    localStorage.removeItem(SESSION_KEY);
+  } catch {
+    // storage off
+  }
+  document.body.dataset.events = "0";
+  if (state.forYou) runQuery();
+}
+
+function setForYou(on) {
+  state.forYou = on;
+  $("for-you").setAttribute("aria-pressed", String(on));
+}
+
+// What /search needs for the "For you" view: the session when it implies anchors, otherwise
+// (nothing viewed or liked yet) the plain listing, said so in the status line.
+async function forYouParams(params) {
+  let session;
+  try {
+    session = await api(sessionPath());
+  } catch (err) {
+    sessionNote(`Session off: ${err.message}`);
+    return { params, empty: true };
+  }
+  if (!session.anchors.length) return { params, empty: true };
+  return { params: { ...params, session_id: sessionId() }, empty: false };
+}
+
 // ---- results --------------------------------------------------------------------------------
 
 async function runQuery({ append = false } = {}) {
@@ -110,7 +214,10 @@ async function runQuery({ append = false } = {}) {
     offset: state.offset,
   };
   let path = "/search";
-  if (state.similarTo) {
+  let empty = false;
+  if (state.forYou) {
+    params.negative_ids = "";
+  } else if (state.similarTo) {
     path = `/products/${encodeURIComponent(state.similarTo)}/similar`;
     params.anchor_ids = weighted(state.anchors.filter((a) => a.id !== state.similarTo));
   } else {
@@ -121,8 +228,13 @@ async function runQuery({ append = false } = {}) {
   const seq = ++state.seq;
   document.body.dataset.busy = "true";
   try {
-    const body = await api(path, params);
+    let query = params;
+    if (state.forYou) ({ params: query, empty } = await forYouParams(params));
+    const body = await api(path, query);
     if (seq !== state.seq) return;
+    state.session = empty ? { empty: true } : body.session || null;
+    // Browsing by filters alone scores every hit 0: no score is shown then.
+    state.scored = Boolean(state.similarTo || query.anchor_ids || query.q || query.session_id);
     state.total = body.total;
     state.hits = append ? state.hits.concat(body.hits) : body.hits;
     renderResults(append ? body.hits : state.hits, append);
@@ -140,6 +252,13 @@ async function runQuery({ append = false } = {}) {
 }
 
 function describe() {
+  if (state.forYou) {
+    const s = state.session;
+    if (!s || s.empty) return "for you: nothing viewed or liked yet, so all products";
+    const n = s.anchors.length;
+    const not = s.negatives.length ? `, away from ${s.negatives.length} dismissed` : "";
+    return `for you: sorted by ${n} product${n === 1 ? "" : "s"} you looked at or liked${not}`;
+  }
   if (state.similarTo) return `more like ${state.similarTo}`;
   const parts = [];
   if (state.q) parts.push(`“${state.q}”`);
@@ -186,7 +305,9 @@ function resultCard(hit) {
     img,
     el("h3", { class: "title", "data-testid": "title" }, title),
     el("p", { class: "meta" }, meta, price ? el("span", { class: "price" }, ` ${price}`) : null),
-    el("p", { class: "score", "data-testid": "score" }, `score ${hit.score.toFixed(3)}`),
+    state.scored
+      ? el("p", { class: "score", "data-testid": "score" }, `score ${hit.score.toFixed(3)}`)
+      : null,
     el(
       "div",
       { class: "actions" },
@@ -200,7 +321,7 @@ function resultCard(hit) {
         "aria-label": `Sort ${hit.category || "all"} by similarity to ${title}`,
         onclick: () => sortBySimilar(hit) }, "Sort by similar"),
     ),
-    hit.explanation ? explanation(hit.explanation) : null,
+    state.scored && hit.explanation ? explanation(hit.explanation) : null,
   );
 }
 
@@ -276,7 +397,8 @@ function renderChips() {
   $("negative-chips").replaceChildren(...state.negatives.map((a) => chip(a, "negatives")));
 }
 
-function like(hit) {
+async function like(hit) {
+  await record("like", hit.id);
   state.negatives = state.negatives.filter((a) => a.id !== hit.id);
   if (!state.anchors.some((a) => a.id === hit.id)) {
     state.anchors.push({ id: hit.id, weight: 1, title: hit.title });
@@ -285,7 +407,8 @@ function like(hit) {
   runQuery();
 }
 
-function dislike(hit) {
+async function dislike(hit) {
+  await record("dismiss", hit.id);
   state.anchors = state.anchors.filter((a) => a.id !== hit.id);
   if (state.similarTo === hit.id) state.similarTo = null;
   if (!state.negatives.some((a) => a.id === hit.id)) {
@@ -295,7 +418,9 @@ function dislike(hit) {
   runQuery();
 }
 
-function moreLikeThis(hit) {
+async function moreLikeThis(hit) {
+  await record("view", hit.id);
+  setForYou(false);
   state.similarTo = hit.id;
   state.anchors = [{ id: hit.id, weight: 1, title: hit.title }];
   state.negatives = state.negatives.filter((a) => a.id !== hit.id);
@@ -303,7 +428,9 @@ function moreLikeThis(hit) {
   runQuery();
 }
 
-function sortBySimilar(hit) {
+async function sortBySimilar(hit) {
+  await record("view", hit.id);
+  setForYou(false);
   state.similarTo = null;
   state.q = "";
   $("q").value = "";
@@ -356,6 +483,33 @@ async function showMembers(cluster) {
 
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
   "#7f7f7f", "#bcbd22", "#17becf"];
+const OTHER = { name: "other", colour: "#c8c8c8" };
+
+// The map's legend: the most common categories, one colour each, and the rest as one "other"
+// entry (a catalogue with 100+ categories would otherwise list them all, in colours that
+// repeat). Ties sort by name, so the legend is the same on every load.
+export function legendOf(points, max = PALETTE.length - 1) {
+  const counts = new Map();
+  for (const p of points) {
+    const c = p.category || "—";
+    counts.set(c, (counts.get(c) || 0) + 1);
+  }
+  const ranked = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  const fits = ranked.length <= max + 1; // one more category is better than "other (1)"
+  const top = fits ? ranked : ranked.slice(0, max);
+  const rest = fits ? [] : ranked.slice(max);
+  const entries = top.map(([name, count], i) => ({ name, count, colour: PALETTE[i] }));
+  if (rest.length) {
+    entries.push({
+      name: `${rest.length} ${OTHER.name} categories`,
+      count: rest.reduce((sum, [, count]) => sum + count, 0),
+      colour: OTHER.colour,
+      other: true,
+    });
+  }
+  const colours = new Map(top.map(([name], i) => [name, PALETTE[i]]));
+  return { entries, colour: (c) => colours.get(c || "—") || OTHER.colour };
+}
 
 async function showMap() {
   clearError();
@@ -370,8 +524,8 @@ async function showMap() {
 function drawMap(points) {
   const size = 420;
   const pad = 8;
-  const categories = [...new Set(points.map((p) => p.category || "—"))].sort();
-  const colour = (c) => PALETTE[categories.indexOf(c || "—") % PALETTE.length];
+  const legend = legendOf(points);
+  const colour = legend.colour;
   const plot = svg("svg", { viewBox: `0 0 ${size} ${size}`, width: size, height: size,
     role: "img", "aria-label": `Map of ${points.length} products`, "data-testid": "map-svg" });
   const tooltip = $("map-tooltip");
@@ -400,8 +554,9 @@ function drawMap(points) {
     plot.append(dot);
   }
   $("map").replaceChildren(plot);
-  $("map-legend").replaceChildren(...categories.map((c) =>
-    el("li", {}, el("span", { class: "swatch", style: `background:${colour(c)}` }), c)));
+  $("map-legend").replaceChildren(...legend.entries.map((e) =>
+    el("li", { "data-testid": "legend-entry" },
+      el("span", { class: "swatch", style: `background:${e.colour}` }), `${e.name} (${e.count})`)));
 }
 
 async function detectAnalysis() {
@@ -426,8 +581,17 @@ function init() {
     e.preventDefault();
     state.q = $("q").value.trim();
     state.similarTo = null;
+    setForYou(false);
     runQuery();
   });
+  $("for-you").addEventListener("click", () => {
+    setForYou(true);
+    state.similarTo = null;
+    state.q = "";
+    $("q").value = "";
+    runQuery();
+  });
+  $("forget-session").addEventListener("click", () => forgetSession());
   $("load-more").addEventListener("click", () => runQuery({ append: true }));
   $("clear-anchors").addEventListener("click", () => {
     state.anchors = [];
@@ -438,6 +602,7 @@ function init() {
   });
   $("clusters-form").addEventListener("submit", (e) => { e.preventDefault(); showClusters(); });
   $("map-form").addEventListener("submit", (e) => { e.preventDefault(); showMap(); });
+  setForYou(false);
   renderChips();
   runQuery();
   detectAnalysis();

@@ -5,19 +5,21 @@ from __future__ import annotations
 import threading
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, FastAPI, Path, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from lookalike.api.jobs import celery_results, local_jobs
 from lookalike.api.security import WRITE_RESPONSES, WriteAccess
+from lookalike.api.state import Serving, serving, swap
 from lookalike.engines import open_engine
 from lookalike.errors import EngineUnavailable
-from lookalike.settings import Settings
+from lookalike.progress import Progress
 
 router = APIRouter(tags=["admin"], dependencies=[WriteAccess], responses=WRITE_RESPONSES)
 
 RETIRE_AFTER_S = 60.0
+BATCH_OUTCOMES = ("inserted", "updated", "unchanged")  # every product of a batch is one of these
 ModelName = Annotated[str, Field(min_length=1, max_length=1024)]
 
 
@@ -51,14 +53,19 @@ class JobOut(BaseModel):
     state: str = Field(description="PENDING, STARTED, SUCCESS, FAILURE, RETRY...")
     result: dict[str, Any] | None = None
     error: str | None = None
+    done: int | None = Field(None, description="Products done so far (a re-index, a batch).")
+    total: int | None = Field(None, description="Products the job has to do, when known.")
 
 
-def _reindex(request: Request, body: ReindexIn) -> dict[str, Any]:
+def _counts(snapshot: dict[str, Any]) -> dict[str, Any]:
+    return {"done": snapshot.get("done"), "total": snapshot.get("total")}
+
+
+def _reindex(app: FastAPI, body: ReindexIn, progress: Progress) -> dict[str, Any]:
     """Build green, switch, then serve from the new target."""
     from indexer.reindex import reindex
 
-    app = request.app
-    settings: Settings = app.state.settings
+    settings = serving(app).settings
     report = reindex(
         settings,
         body.image_model,
@@ -66,6 +73,8 @@ def _reindex(request: Request, body: ReindexIn) -> dict[str, Any]:
         text_model=body.text_model,
         batch_size=body.batch_size,
         keep_old=body.keep_old,
+        progress=progress,
+        role="api",
     )
     new_settings = settings.model_copy(
         update={
@@ -74,12 +83,10 @@ def _reindex(request: Request, body: ReindexIn) -> dict[str, Any]:
             "text_model": body.text_model or settings.text_model,
         }
     )
-    old = app.state.engine
-    app.state.settings = new_settings
-    app.state.engine = open_engine(new_settings)
-    app.state.index_context = None
+    # One step: a request sees the old settings and engine or the new ones, never a mix.
+    old = swap(app, Serving(new_settings, open_engine(new_settings)))
     # Requests that picked up the old engine finish on it; it closes after a grace period.
-    closer = threading.Timer(RETIRE_AFTER_S, old.close)
+    closer = threading.Timer(RETIRE_AFTER_S, old.engine.close)
     closer.daemon = True
     closer.start()
     return report.to_dict()
@@ -92,8 +99,10 @@ def start_reindex(request: Request, body: ReindexIn) -> Any:
     The old index keeps answering until the new one is complete, then readers switch at
     once. One re-index at a time (409 while one runs).
     """
-    job = local_jobs(request).start("reindex", lambda: _reindex(request, body))
-    return JobOut(id=job.id, kind=job.kind, state=job.state)
+    job = local_jobs(request).start(
+        "reindex", lambda progress: _reindex(request.app, body, progress)
+    )
+    return JobOut(id=job.id, kind=job.kind, state=job.state, **_counts(job.progress.snapshot()))
 
 
 def _tune(request: Request, body: TuneIn) -> dict[str, Any]:
@@ -101,7 +110,7 @@ def _tune(request: Request, body: TuneIn) -> dict[str, Any]:
     from lookalike.tuning.train import TuneOptions, tune
 
     options = TuneOptions(labels=tuple(body.labels), seed=body.seed, epochs=body.epochs)
-    return tune(request.app.state.engine, options).to_dict()
+    return tune(serving(request.app).engine, options).to_dict()
 
 
 @router.post("/admin/tune", response_model=JobOut, status_code=202)
@@ -109,8 +118,8 @@ def start_tune(request: Request, body: TuneIn) -> Any:
     """Learn the catalogue's similarity from its labels in the background (`lookalike tune`);
     GET /jobs/{id} gives the held-out P@10 before and after and the weights to query with.
     One tune at a time (409 while one runs)."""
-    job = local_jobs(request).start("tune", lambda: _tune(request, body))
-    return JobOut(id=job.id, kind=job.kind, state=job.state)
+    job = local_jobs(request).start("tune", lambda progress: _tune(request, body))
+    return JobOut(id=job.id, kind=job.kind, state=job.state, **_counts(job.progress.snapshot()))
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
@@ -123,7 +132,14 @@ async def job_state(
     """
     job = local_jobs(request).get(job_id)
     if job is not None:
-        return JobOut(id=job.id, kind=job.kind, state=job.state, result=job.result, error=job.error)
+        return JobOut(
+            id=job.id,
+            kind=job.kind,
+            state=job.state,
+            result=job.result,
+            error=job.error,
+            **_counts(job.progress.snapshot()),
+        )
 
     def celery_state() -> JobOut:
         result = celery_results(request).AsyncResult(job_id)
@@ -132,8 +148,11 @@ async def job_state(
         except Exception as exc:  # the result backend (Redis) is unreachable
             raise EngineUnavailable(f"the job store is unavailable: {type(exc).__name__}") from exc
         out = JobOut(id=job_id, kind="index_batch", state=state)
+        if state == "STARTED" and isinstance(payload, dict):  # the task's own done/total
+            out.done, out.total = payload.get("done"), payload.get("total")
         if state == "SUCCESS" and isinstance(payload, dict):
             out.result = payload
+            out.done = out.total = sum(int(payload.get(k, 0)) for k in BATCH_OUTCOMES)
         elif state == "FAILURE":
             out.error = f"{type(payload).__name__}: {payload}"
         return out

@@ -19,8 +19,8 @@ from lookalike.analysis import clusters as clustering
 from lookalike.analysis import gapfill, visualmap
 from lookalike.analysis.population import visual_population
 from lookalike.api.deps import EngineDep, FiltersDep
+from lookalike.api.imagelinks import link_clusters
 from lookalike.api.security import WRITE_RESPONSES, WriteAccess
-from lookalike.errors import InvalidInput
 
 router = APIRouter(tags=["merchandising"])
 T = TypeVar("T")
@@ -65,7 +65,8 @@ def _cache(request: Request) -> ResultCache:
 class Representative(BaseModel):
     id: str
     title: str | None
-    image: str | None
+    image: str | None = Field(None, description="The stored local path: write keys only.")
+    image_url: str | None = Field(None, description="The image: its URL, or the API's route.")
 
 
 class ClusterOut(BaseModel):
@@ -157,7 +158,7 @@ def get_clusters(
     """k-means over the visual vectors of the catalogue (or the filtered part): each cluster's
     size, representative (the member closest to its centre) and members, closest first."""
     result = _clustering(request, engine, k, filters, limit)
-    return clustering.clustering_dict(result, engine)
+    return link_clusters(clustering.clustering_dict(result, engine), engine, request)
 
 
 @router.post(
@@ -168,15 +169,9 @@ def get_clusters(
 )
 def assign_cluster(body: AssignIn, request: Request, engine: EngineDep, filters: FiltersDep) -> Any:
     """Set ``field`` = ``value`` on the given ids or a cluster's members (marked inferred)."""
-    if body.ids:
-        members = list(body.ids)
-    elif body.cluster is not None:
-        result = _clustering(request, engine, body.k, filters, body.limit)
-        if body.cluster >= len(result.clusters):
-            raise InvalidInput(f"cluster must be 0-{len(result.clusters) - 1}, got {body.cluster}")
-        members = result.clusters[body.cluster].members
-    else:
-        raise InvalidInput("give ids, or a cluster number (with the k and filters it came from)")
+    members = clustering.select_members(
+        body.ids, body.cluster, lambda: _clustering(request, engine, body.k, filters, body.limit)
+    )
     updated = clustering.assign_cluster(engine, members, body.field, body.value)
     return {"field": body.field, "value": body.value, "updated": updated, "ids": members}
 

@@ -9,20 +9,20 @@ arbitrary files; http(s) images are a redirect, the browser fetches them itself.
 from __future__ import annotations
 
 import io
-import os
-from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import RedirectResponse, Response
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from lookalike.api.deps import EngineDep, SettingsDep
+from lookalike.api.imagelinks import scrubbed_error
+from lookalike.api.security import holds_write_key
+from lookalike.documents import ImageEntry
 from lookalike.errors import ImageError, NotFound
 from lookalike.images import ALLOWED_FORMATS, decode_image, has_scheme, read_bytes
-from lookalike.netguard import split_list
 from lookalike.settings import Settings
 
 router = APIRouter(prefix="/products", tags=["images"])
@@ -37,11 +37,6 @@ MEDIA_TYPES = {
     "TIFF": "image/tiff",
 }
 CACHE = {"Cache-Control": "private, max-age=300"}
-
-
-def image_roots(settings: Settings) -> tuple[Path, ...]:
-    """The configured image roots (``:``-separated), as indexing reads them."""
-    return tuple(Path(p) for p in split_list(settings.image_roots, os.pathsep))
 
 
 def image_format(data: bytes, source: str) -> str:
@@ -70,7 +65,7 @@ def thumbnail_jpeg(data: bytes, source: str, size: int) -> bytes:
 
 def local_image(source: str, settings: Settings, size: int | None) -> tuple[bytes, str]:
     """Bytes and media type of a stored local image (thumbnail when ``size`` is given)."""
-    data = read_bytes(source, max_bytes=settings.image_max_bytes, roots=image_roots(settings))
+    data = read_bytes(source, max_bytes=settings.image_max_bytes, roots=settings.image_roots)
     if size is not None:
         return thumbnail_jpeg(data, source, size), "image/jpeg"
     return data, MEDIA_TYPES[image_format(data, source)]
@@ -87,6 +82,7 @@ def local_image(source: str, settings: Settings, size: int | None) -> tuple[byte
     },
 )
 async def product_image(
+    request: Request,
     engine: EngineDep,
     settings: SettingsDep,
     product_id: Annotated[str, PathParam(min_length=1, max_length=512)],
@@ -106,9 +102,16 @@ async def product_image(
             id=product_id,
             position=position,
         )
-    if has_scheme(entry.uri):
-        if entry.uri.lower().startswith(("http://", "https://")):
-            return RedirectResponse(entry.uri, status_code=307)
-        raise ImageError(f"only http(s) image URLs can be shown: {entry.uri}", source=entry.uri)
-    data, media_type = await run_in_threadpool(local_image, entry.uri, settings, size)
+    if entry.uri.lower().startswith(("http://", "https://")):
+        return RedirectResponse(entry.uri, status_code=307)
+    try:
+        if has_scheme(entry.uri):
+            raise ImageError(f"only http(s) image URLs can be shown: {entry.uri}")
+        data, media_type = await run_in_threadpool(local_image, entry.uri, settings, size)
+    except ImageError as exc:
+        if holds_write_key(request):
+            raise
+        # a reader learns why, never where the file is on the server
+        told = ImageEntry(position, entry.uri, error=exc.message)
+        raise ImageError(scrubbed_error(told) or "", id=product_id, position=position) from None
     return Response(data, media_type=media_type, headers=CACHE)

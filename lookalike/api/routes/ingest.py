@@ -13,11 +13,11 @@ from fastapi import APIRouter, Body, Path, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from lookalike.api.deps import EngineDep, SettingsDep
+from lookalike.api.deps import EngineDep, ServingDep
 from lookalike.api.jobs import celery_app, index_context
 from lookalike.api.limits import MAX_DELETE_IDS, MAX_INGEST_RECORDS
 from lookalike.api.security import WRITE_RESPONSES, WriteAccess
-from lookalike.engines import Engine
+from lookalike.api.state import Serving
 from lookalike.errors import NotFound
 from lookalike.records import ProductRecord, RecordError, is_http_url, validate_record
 from lookalike.settings import Settings
@@ -74,18 +74,17 @@ def _check(raw: Any, index: int, settings: Settings) -> ProductRecord | Rejected
     return record
 
 
-def _enqueue(request: Request, engine: Engine, records: list[ProductRecord]) -> list[str]:
+def _enqueue(request: Request, now: Serving, records: list[ProductRecord]) -> list[str]:
     from indexer.run import enqueue
 
-    settings: Settings = request.app.state.settings
-    return enqueue(records, engine, celery_app(request), settings.batch_size)[0]
+    return enqueue(records, now.engine, celery_app(request), now.settings.batch_size)[0]
 
 
-def _inline(request: Request, records: list[ProductRecord]) -> dict[str, Any]:
+def _inline(request: Request, now: Serving, records: list[ProductRecord]) -> dict[str, Any]:
     from indexer.run import ingest
 
-    settings: Settings = request.app.state.settings
-    ctx = index_context(request)
+    settings = now.settings
+    ctx = index_context(request, now)
     report = ingest(records, ctx, batch_size=settings.batch_size, workers=settings.ingest_workers)
     return report.batches.to_dict()
 
@@ -100,8 +99,7 @@ def _inline(request: Request, records: list[ProductRecord]) -> dict[str, Any]:
 def ingest_products(
     request: Request,
     response: Response,
-    engine: EngineDep,
-    settings: SettingsDep,
+    now: ServingDep,
     records: Annotated[
         list[Any],
         Body(
@@ -116,6 +114,7 @@ def ingest_products(
     Queued (default): 202 with Celery job ids. Inline (``LOOKALIKE_INGEST_MODE=inline``):
     200 with the batch report, the products searchable on return.
     """
+    settings = now.settings
     good: list[ProductRecord] = []
     rejected: list[Rejected] = []
     seen: dict[str, int] = {}
@@ -132,15 +131,16 @@ def ingest_products(
         else:
             seen[checked.id] = index
             good.append(checked)
+    request.app.state.ingest_meter.add({"records_rejected": len(rejected)})
     out = IngestOut(mode=settings.ingest_mode, accepted=len(good), rejected=rejected, jobs=[])
     if not good:
         response.status_code = 200
         return out
     if settings.ingest_mode == "inline":
-        out.report = _inline(request, good)
+        out.report = _inline(request, now, good)
         response.status_code = 200
     else:
-        out.jobs = _enqueue(request, engine, good)
+        out.jobs = _enqueue(request, now, good)
     return out
 
 

@@ -7,12 +7,13 @@ from functools import partial
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from lookalike.api.deps import EngineDep, FiltersDep, RerankDep, SettingsDep
+from lookalike.api.deps import FiltersDep, RerankDep, ServingDep
+from lookalike.api.imagelinks import link_hits
 from lookalike.api.routes.sessions import SessionQueryDep
-from lookalike.api.schemas import SearchOut
+from lookalike.api.schemas import PublicSearchResult
 from lookalike.errors import InvalidInput
 from lookalike.settings import Settings
 from lookalike.vectorizers.baselines import COLOR_SPACE, color_vectorizer
@@ -59,16 +60,42 @@ IMAGE_BODY = {
 }
 
 
-def _image_model(request: Request, settings: Settings) -> Any:
+class Answer:
+    """How /search, /search/image and /products/{id}/similar answer: the re-ranking parameters
+    and filters made one request, with the shopper session's anchors, on one settings-and-engine
+    pair (a re-index swapping them mid-request changes nothing for this request)."""
+
+    def __init__(
+        self,
+        now: ServingDep,
+        filters: FiltersDep,
+        params: RerankDep,
+        session: SessionQueryDep,
+    ) -> None:
+        self.settings, self.engine = now.settings, now.engine
+        self.filters, self.params, self.session = filters, params, session
+
+    def __call__(self, **overrides: Any) -> PublicSearchResult:
+        """The answer; ``overrides``: what the route adds (query, like, query vectors). Hits
+        carry ``image_url``; local paths only for write keys."""
+        req = self.params.request(self.settings, filters=self.filters, **overrides)
+        result = self.session.run(self.engine, req)
+        return link_hits(result, self.engine, self.session.request)
+
+
+AnswerDep = Annotated[Answer, Depends(Answer)]
+
+
+def _image_model(settings: Settings) -> Any:
     """The image model, loaded on first use in this process (cached by the factory)."""
     from lookalike.vectorizers import create_image_vectorizer
 
     return create_image_vectorizer(settings.image_model, settings.image_tensor)
 
 
-def _text_in_image_space(request: Request, settings: Settings, text: str) -> np.ndarray:
+def _text_in_image_space(settings: Settings, text: str) -> np.ndarray:
     """``q_visual``: a text embedded in the image model's space (joint text-image models only)."""
-    model = _image_model(request, settings)
+    model = _image_model(settings)
     try:
         vector: np.ndarray = model.embed_texts([text])[0]
     except NotImplementedError:
@@ -79,14 +106,9 @@ def _text_in_image_space(request: Request, settings: Settings, text: str) -> np.
     return vector
 
 
-@router.get("/search", response_model=SearchOut, response_model_exclude_unset=True)
+@router.get("/search", response_model=PublicSearchResult)
 def search_products(
-    request: Request,
-    engine: EngineDep,
-    settings: SettingsDep,
-    filters: FiltersDep,
-    params: RerankDep,
-    session: SessionQueryDep,
+    answer: AnswerDep,
     q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="Keywords.")] = "",
     q_visual: Annotated[
         str,
@@ -97,10 +119,9 @@ def search_products(
 
     With anchors and no keywords, the filtered set is sorted by similarity.
     """
-    req = params.request(settings, query=q, filters=filters)
-    if q_visual.strip():
-        req.query_vectors["image"] = _text_in_image_space(request, settings, q_visual.strip())
-    return session.run(engine, req)
+    text = q_visual.strip()
+    vectors = {"image": _text_in_image_space(answer.settings, text)} if text else {}
+    return answer(query=q, query_vectors=vectors)
 
 
 async def _read_images(request: Request, settings: Settings) -> list[Any]:
@@ -153,17 +174,12 @@ async def _read_images(request: Request, settings: Settings) -> list[Any]:
 
 @router.post(
     "/search/image",
-    response_model=SearchOut,
-    response_model_exclude_unset=True,
+    response_model=PublicSearchResult,
     openapi_extra=IMAGE_BODY,
 )
 async def search_by_image(
     request: Request,
-    engine: EngineDep,
-    settings: SettingsDep,
-    filters: FiltersDep,
-    params: RerankDep,
-    session: SessionQueryDep,
+    answer: AnswerDep,
     q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, description="Keywords.")] = "",
 ) -> Any:
     """Products that look like the posted image (upload or URL), within filters and keywords.
@@ -171,15 +187,13 @@ async def search_by_image(
     Several images (repeated ``file`` parts, or ``urls``) are one product seen several ways:
     the query is that image set (compared as ``set_method`` says; ``mean`` by default).
     """
-    images = await _read_images(request, settings)
+    images = await _read_images(request, answer.settings)
 
-    def answer() -> Any:
-        vectors = _image_model(request, settings).embed_images(images)
-        query = vectors[0] if len(vectors) == 1 else vectors
-        wanted: dict[str, np.ndarray] = {"image": query}
-        if settings.color_vectors:  # the images' palette, as the pipeline stores it
+    def run() -> PublicSearchResult:
+        vectors = _image_model(answer.settings).embed_images(images)
+        wanted: dict[str, np.ndarray] = {"image": vectors[0] if len(vectors) == 1 else vectors}
+        if answer.settings.color_vectors:  # the images' palette, as the pipeline stores it
             wanted[COLOR_SPACE] = unit_mean(color_vectorizer().embed_images(images))
-        req = params.request(settings, query=q, filters=filters, query_vectors=wanted)
-        return session.run(engine, req)
+        return answer(query=q, query_vectors=wanted)
 
-    return await run_in_threadpool(answer)
+    return await run_in_threadpool(run)

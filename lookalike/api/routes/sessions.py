@@ -27,6 +27,7 @@ from lookalike.sessions import (
 from lookalike.settings import Settings
 from reranker import run
 from reranker.request import RerankRequest
+from reranker.results import SearchResult, SessionUsed
 from reranker.sessions import apply_session
 
 router = APIRouter(prefix="/sessions", tags=["sessions"])
@@ -158,7 +159,7 @@ class SessionQuery:
         self.request, self.settings = request, settings
         self.session_id, self.exclude_owned = session_id, exclude_owned
 
-    def apply(self, req: RerankRequest) -> tuple[RerankRequest, dict[str, Any] | None]:
+    def apply(self, req: RerankRequest) -> tuple[RerankRequest, SessionUsed | None]:
         """The request with the session's anchors, and what the session contributed."""
         if self.session_id is None:
             if self.exclude_owned:
@@ -172,13 +173,10 @@ class SessionQuery:
         )
         return apply_session(req, self.session_id, implied, self.exclude_owned)
 
-    def run(self, engine: Engine, req: RerankRequest) -> dict[str, Any]:
+    def run(self, engine: Engine, req: RerankRequest) -> SearchResult:
         """Answer ``req`` with the session's anchors; the answer says what the session added."""
         req, used = self.apply(req)
-        out = run(engine, req).to_dict()
-        if used is not None:
-            out["session"] = used
-        return out
+        return run(engine, req).with_session(used)
 
 
 SessionQueryDep = Annotated[SessionQuery, Depends(SessionQuery)]

@@ -122,6 +122,26 @@ class Catalog:
         self._overlay_post.clear()
         self._overlay_array = None
 
+    @property
+    def rowid_ordered(self) -> bool:
+        """Whether rows follow SQLite rowids, as in every freshly loaded catalogue."""
+        return self._ord_sorted
+
+    def ords(self, rows: np.ndarray) -> np.ndarray:
+        """The SQLite rowids of ``rows`` (what a persisted graph stores as its labels)."""
+        return self._ord[rows].copy()
+
+    def rows_for_ords(self, ords: np.ndarray) -> np.ndarray:
+        """Rows of SQLite rowids, -1 where this snapshot does not know the rowid."""
+        known = self._ord[: self.n]
+        if not self._ord_sorted:
+            where = {int(o): r for r, o in enumerate(known.tolist())}
+            return np.fromiter((where.get(int(o), -1) for o in ords), np.int64, len(ords))
+        if self.n == 0:
+            return np.full(len(ords), -1, dtype=np.int64)
+        rows = np.minimum(np.searchsorted(known, ords), self.n - 1)
+        return np.where(known[rows] == ords, rows, -1)
+
     def ids_for_ords(self, ords: np.ndarray) -> list[str | None]:
         """Product ids of SQLite rowids (None where this snapshot does not know the rowid)."""
         if not self._ord_sorted or len(ords) == 0:

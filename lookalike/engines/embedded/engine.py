@@ -2,7 +2,9 @@
 
 No server: every process (API workers, indexing workers, CLI) opens the same data
 directory. Writes go to SQLite only; each process follows the change log to keep its own
-derived state (keyword index on disk, shared; vector snapshot in RAM, per process) in step.
+derived state (keyword index on disk, shared; vector snapshot per process, its matrix and
+HNSW graphs mapped from files under ``ann/`` that the first process to build them saves) in
+step.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from lookalike.documents import Candidate, Document, Product
 from lookalike.engines.base import Engine, Provenance, UpsertResult
+from lookalike.engines.embedded.ann_files import GraphFiles
 from lookalike.engines.embedded.filtering import Compiled, compile_filter
 from lookalike.engines.embedded.keyword import KeywordIndex
 from lookalike.engines.embedded.rows import IMAGE_SPACE, prepare_batch
@@ -49,8 +52,10 @@ class EmbeddedEngine(Engine):
     Options: ``ann_threshold`` (rows above which a space gets an HNSW index),
     ``busy_timeout`` (seconds a writer waits for SQLite or the keyword-index lock),
     ``ann_min_selectivity`` (filters keeping a smaller share of rows are searched exactly),
-    ``ann_ef_search``, ``ann_storage`` (``sq8`` or ``flat``) and ``ann_background`` (build
-    the graph in a thread and answer exactly meanwhile, instead of blocking the query).
+    ``ann_ef_search``, ``ann_storage`` (``sq8`` or ``flat``), ``ann_background`` (build
+    the graph in a thread and answer exactly meanwhile, instead of blocking the query) and
+    ``ann_persist`` (write built graphs to ``<data_dir>/ann/`` and memory-map them in every
+    process that loads the space, instead of each process building its own).
     """
 
     name = "embedded"
@@ -65,6 +70,7 @@ class EmbeddedEngine(Engine):
         ann_ef_search: int = 256,
         ann_storage: str = "sq8",
         ann_background: bool = True,
+        ann_persist: bool = True,
     ) -> None:
         self.data_dir = Path(data_dir)
         try:
@@ -79,10 +85,11 @@ class EmbeddedEngine(Engine):
             ef_search=int(ann_ef_search),
             storage=ann_storage,
             background=bool(ann_background),
+            persist=bool(ann_persist),
         )
         self.store = Store(self.data_dir / DB_NAME, busy_timeout=float(busy_timeout))
         self.keyword = KeywordIndex(self.data_dir, self.store, float(busy_timeout))
-        self.snapshot = Snapshot(self.store, self.policy)
+        self.snapshot = Snapshot(self.store, self.policy, GraphFiles(self.data_dir))
 
     def __enter__(self) -> EmbeddedEngine:
         return self
@@ -293,8 +300,8 @@ class EmbeddedEngine(Engine):
                 row = cat.row_of.get(pid)
                 if row is not None:
                     cand[row] = False
-            if sp.needs_ann(total):
-                sp.build_ann(np.flatnonzero(live), self.snapshot.lock, not self.policy.background)
+            if sp.needs_ann(total) and not self.snapshot.adopt_newer(sp):
+                self.snapshot.build(sp, np.flatnonzero(live), not self.policy.background)
             ids = cat.ids
         # The search runs outside the lock, so concurrent queries of one process overlap (the
         # lock serialised them: under 20 users p95 doubled). A row changed meanwhile is read
@@ -330,7 +337,7 @@ class EmbeddedEngine(Engine):
                 live = np.flatnonzero(self.snapshot.catalog.alive & sp.has(n))
                 if len(live) == 0:
                     return False
-                sp.build_ann(live, self.snapshot.lock, wait=True)
+                self.snapshot.build(sp, live, wait=True)
                 return True
 
     def close(self) -> None:

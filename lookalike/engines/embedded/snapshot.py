@@ -9,11 +9,15 @@ come from the same committed state.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
+from typing import Any
 
 import numpy as np
 
+from lookalike.engines.embedded.ann import AnnIndex
+from lookalike.engines.embedded.ann_files import GraphFiles
 from lookalike.engines.embedded.catalog import Catalog
 from lookalike.engines.embedded.store import (
     Store,
@@ -27,6 +31,7 @@ from lookalike.projections import Projection
 
 FETCH = 16_384
 FULL_RELOAD_SHARE = 0.25  # past this many changes per row, reloading is cheaper
+log = logging.getLogger(__name__)
 
 
 def _served_tag(state: dict[str, tuple[str, str]], space: str, source_model: str) -> str | None:
@@ -42,9 +47,10 @@ def _tag(p: Projection | None) -> str | None:
 class Snapshot:
     """What one process holds in RAM to answer filters and vector queries."""
 
-    def __init__(self, store: Store, policy: AnnPolicy) -> None:
+    def __init__(self, store: Store, policy: AnnPolicy, files: GraphFiles | None = None) -> None:
         self.store = store
         self.policy = policy
+        self.files = files if policy.persist else None
         self.lock = threading.RLock()
         self.catalog = Catalog()
         self.spaces: dict[str, VectorSpace] = {}
@@ -80,8 +86,20 @@ class Snapshot:
             return None
         space = VectorSpace(name, model, self.policy, source)
         space.projection = proj
+        found = [] if self.files is None else self.files.candidates(space.graph_key(), self.seq)
+        if not (found and self._map_vectors(cur, space, found[0])):
+            self._read_vectors(cur, space)
+        space.reserve_rows(self.catalog.n)
+        for meta in found:
+            if self._adopt_graph(cur, space, meta):
+                break
+        return space
+
+    def _read_vectors(self, cur: sqlite3.Cursor, space: VectorSpace) -> None:
+        """Load the space's vectors from SQLite (projected, when it serves a projection)."""
+        proj = space.projection
         row_of = self.catalog.row_of
-        cursor = Store.space_vectors(cur, source, model)
+        cursor = Store.space_vectors(cur, space.source, space.model)
         while batch := cursor.fetchmany(FETCH):
             dims = {d for _, d, _ in batch}
             known = [(row_of[p], d, b) for p, d, b in batch if p in row_of]
@@ -95,8 +113,76 @@ class Snapshot:
                 space.load(
                     (r, space.serving(np.frombuffer(b, dtype="<f4", count=d))) for r, d, b in known
                 )
-        space.reserve_rows(self.catalog.n)
-        return space
+
+    def _changed_rows(self, cur: sqlite3.Cursor, since: int) -> np.ndarray:
+        row_of = self.catalog.row_of
+        changed = Store.changed_products(cur, since, self.seq, "id")
+        return np.array([row_of[p] for (p,) in changed if p in row_of], dtype=np.int64)
+
+    def _map_vectors(self, cur: sqlite3.Cursor, space: VectorSpace, meta: dict[str, Any]) -> bool:
+        """Serve the matrix saved with a graph, its rows changed since re-read from SQLite."""
+        assert self.files is not None
+        saved = self.files.open_vectors(space.graph_key(), meta)
+        if saved is None:
+            return False
+        n = len(saved.row_ords)
+        catalog = self.catalog
+        if n > catalog.n or not np.array_equal(catalog.ords(np.arange(n)), saved.row_ords):
+            log.warning("not mapping the saved vectors of %r: rows differ", space.name)
+            return False
+        space.adopt_matrix(saved)
+        seq = int(meta["seq"])
+        fresh = {
+            catalog.row_of[p]: space.serving(np.frombuffer(b, dtype="<f4", count=d))
+            for p, d, b in Store.space_vectors(cur, space.source, space.model, seq, self.seq)
+            if p in catalog.row_of
+        }
+        for row in self._changed_rows(cur, seq).tolist():
+            space.set(row, fresh.get(row))  # copy-on-write: only these pages become private
+        return True
+
+    def _adopt_graph(self, cur: sqlite3.Cursor, space: VectorSpace, meta: dict[str, Any]) -> bool:
+        """Serve through a persisted graph of this space if it fits: its rows changed after
+        the graph's ``seq`` (the change log) are marked stale."""
+        assert self.files is not None
+        if space.width == 0:
+            return False
+        loaded = self.files.open_graph(space.graph_key(), meta)
+        if loaded is None:
+            return False
+        catalog = self.catalog
+        rows = catalog.rows_for_ords(loaded.ords)
+        stale = self._changed_rows(cur, loaded.seq)
+        if len(rows):
+            # unchanged since the graph: every label must be a row with a vector here
+            fresh = rows[~np.isin(rows, stale)] if len(stale) else rows
+            if rows.min() < 0 or not space.has(catalog.n)[fresh].all():
+                log.warning("ignoring the ANN graph of %r: its rows do not match", space.name)
+                return False
+        space.attach(AnnIndex(loaded.index, rows), stale, loaded.seq)
+        return True
+
+    def adopt_newer(self, space: VectorSpace) -> bool:
+        """Take a graph another process saved after this space's one, instead of rebuilding:
+        processes on one data directory share one rebuild too."""
+        if self.files is None or space.building:
+            return False
+        with self.lock, self.store.read() as cur:
+            for meta in self.files.candidates(space.graph_key(), self.seq):
+                if int(meta["seq"]) <= space.graph_seq:
+                    break
+                if self._adopt_graph(cur, space, meta):
+                    return True
+        return False
+
+    def build(self, space: VectorSpace, rows: np.ndarray, wait: bool) -> None:
+        """Start (or run) a graph build over ``rows``, persisted as covering this ``seq``."""
+        with self.lock:
+            catalog = self.catalog
+            row_ords = catalog.ords(np.arange(catalog.n)) if catalog.rowid_ordered else None
+            space.build_ann(
+                rows, self.lock, wait, self.files, self.seq, catalog.ords(rows), row_ords
+            )
 
     def ensure(self, space: str | None = None) -> VectorSpace | None:
         """Bring the snapshot up to date; load ``space`` if asked and not loaded yet."""

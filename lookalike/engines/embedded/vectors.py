@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lookalike.engines.embedded.ann import AnnIndex
+from lookalike.engines.embedded.ann_files import GraphFiles, GraphKey, SavedVectors
 from lookalike.projections import Projection
 from lookalike.vectors import unit
 
@@ -37,6 +38,7 @@ class AnnPolicy:
     rebuild_share: float = 0.1
     storage: str = "sq8"
     background: bool = True
+    persist: bool = True  # write built graphs to <data_dir>/ann/ and adopt them on load
 
 
 def top_k(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,6 +67,10 @@ class VectorSpace:
         self._pending: set[int] | None = None  # rows changed while a build runs
         self._build_thread: threading.Thread | None = None
         self.build_error: str | None = None  # set when a background build failed
+        self.builds = 0  # graphs this process built for the space (adopted ones do not count)
+        self.adopted_seq: int | None = None  # seq of the persisted graph adopted, if any
+        self.mapped = False  # the matrix is a copy-on-write mapping of a saved one
+        self.graph_seq = -1  # the change seq the graph covers (-1: none, or not known)
         # A projection of this model: rows hold projected vectors, raw queries are projected too.
         self.projection: Projection | None = None
 
@@ -86,6 +92,7 @@ class VectorSpace:
         grown = np.zeros((new_cap, max(width, dim)), dtype=np.float32)
         grown[:cap, :width] = self.matrix
         self.matrix = grown
+        self.mapped = False  # outgrew the saved matrix: private until the next saved graph
         self.dims = np.concatenate([self.dims, np.zeros(new_cap - cap, dtype=np.int32)])
         self._stale = np.concatenate([self._stale, np.ones(new_cap - cap, dtype=bool)])
 
@@ -212,14 +219,43 @@ class VectorSpace:
     def building(self) -> bool:
         return self._build_thread is not None and self._build_thread.is_alive()
 
-    def build_ann(self, rows: np.ndarray, lock: threading.RLock, wait: bool) -> None:
-        """Build a graph over ``rows`` (live rows with a vector), in the background or not."""
+    def graph_key(self) -> GraphKey:
+        """The identity a persisted graph of this space must carry to be adopted."""
+        p = self.projection
+        return GraphKey(
+            space=self.name,
+            source=self.source,
+            model=self.model,
+            projection=None if p is None else p.tag,
+            dim=self.width,
+            storage=self.policy.storage,
+            m=self.policy.m,
+        )
+
+    def build_ann(
+        self,
+        rows: np.ndarray,
+        lock: threading.RLock,
+        wait: bool,
+        files: GraphFiles | None = None,
+        seq: int = -1,
+        ords: np.ndarray | None = None,
+        row_ords: np.ndarray | None = None,
+    ) -> None:
+        """Build a graph over ``rows`` (live rows with a vector), in the background or not;
+        with ``files``, also persist it as covering change ``seq`` (``ords``: the rows'
+        SQLite rowids; ``row_ords``: those of all catalogue rows, to save the matrix too),
+        after it is installed: queries never wait for the disk."""
         if self.building:
             return  # joining here could deadlock: the build installs under ``lock``
         self._pending = set()
         self.build_error = None
         dim = self.width
         pol = self.policy
+        key = self.graph_key()
+        saved = None
+        if row_ords is not None:  # rows changed from here on are re-read by whoever maps it
+            saved = SavedVectors(self.matrix[:, :dim], self.dims.copy(), row_ords)
 
         def work() -> None:
             try:
@@ -241,6 +277,18 @@ class VectorSpace:
                 return  # the space keeps answering exactly
             with lock:
                 self._install(index, rows)
+                self.builds += 1
+                self.graph_seq = seq
+            if files is not None and ords is not None and seq >= 0:
+                try:
+                    meta = files.save(key, seq, index, ords, saved)
+                except (OSError, RuntimeError) as exc:  # disk full, read-only folder: serve on
+                    log.warning("could not persist the ANN graph of %r: %s", self.name, exc)
+                    return
+                mapped = files.open_vectors(key, meta) if saved is not None else None
+                if mapped is not None:
+                    with lock:
+                        self._remap(mapped)
 
         if wait:
             work()
@@ -258,6 +306,39 @@ class VectorSpace:
         self._changes_since_build = len(pending)
         self._pending = None
         self.ann = index
+
+    def adopt_matrix(self, saved: SavedVectors) -> None:
+        """Serve from a saved matrix (mapped copy-on-write) instead of one read from SQLite."""
+        self.matrix = saved.matrix
+        self.dims = saved.dims
+        self._stale = np.ones(len(saved.dims), dtype=bool)
+        self.mapped = True
+
+    def _remap(self, saved: SavedVectors) -> None:
+        """Swap the private matrix for the one just saved (so the builder shares it too),
+        after copying in the rows changed since: only stale rows can differ from the file."""
+        if saved.matrix.shape != self.matrix.shape:
+            return  # grew meanwhile: stay private until the next saved graph
+        rows = np.flatnonzero(self._stale)
+        for start in range(0, len(rows), GATHER_BLOCK * 16):
+            block = rows[start : start + GATHER_BLOCK * 16]
+            new, old = self.matrix[block], saved.matrix[block]
+            differ = block[(new != old).any(axis=1) | (self.dims[block] != saved.dims[block])]
+            saved.matrix[differ] = self.matrix[differ]  # copy-on-write: only these pages
+            saved.dims[differ] = self.dims[differ]
+        self.matrix = saved.matrix
+        self.dims = saved.dims
+        self.mapped = True
+
+    def attach(self, index: AnnIndex, stale_rows: np.ndarray, seq: int) -> None:
+        """Adopt a persisted graph; ``stale_rows`` changed after its ``seq`` (scanned exactly)."""
+        stale = np.ones(len(self._stale), dtype=bool)
+        stale[index.rows] = False
+        stale[stale_rows] = True
+        self._stale = stale
+        self._changes_since_build = len(stale_rows)
+        self.ann = index
+        self.adopted_seq = self.graph_seq = seq
 
     def wait(self) -> None:
         """Block until a background build (if any) has finished."""

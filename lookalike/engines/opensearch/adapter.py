@@ -136,7 +136,7 @@ class OpenSearchEngine(Cluster, Engine):
         }
 
     def vectors(self, ids: Sequence[str], space: str = "image") -> dict[str, np.ndarray]:
-        served = self._serving(space)
+        served = self.serving_field(space)
         return {} if served is None else self._field_vectors(ids, served[0])
 
     def _field_vectors(
@@ -159,7 +159,7 @@ class OpenSearchEngine(Cluster, Engine):
         return self._field_vectors(ids, vector_field(space), space, model)
 
     def serving_vector(self, space: str, vector: np.ndarray) -> np.ndarray:
-        served = self._serving(space)
+        served = self.serving_field(space)
         p = None if served is None else served[2]
         if p is not None and np.size(vector) == p.input_dim:
             return p.apply(unit(np.ravel(vector)))[0]
@@ -170,7 +170,7 @@ class OpenSearchEngine(Cluster, Engine):
         return self.index_models()
 
     # -- projections (projected.py) ---------------------------------------------------------------
-    def _serving(self, space: str) -> tuple[str, int, Projection | None] | None:
+    def serving_field(self, space: str) -> tuple[str, int, Projection | None] | None:
         """``(field, dimension, projection)`` that answers a space; None when nothing does."""
         p = self.projections().get(space)
         if p is not None:
@@ -233,7 +233,7 @@ class OpenSearchEngine(Cluster, Engine):
         exclude: Sequence[str] = (),
         space: str = "image",
     ) -> list[Candidate]:
-        served = self._serving(space)
+        served = self.serving_field(space)
         if k <= 0 or served is None:
             return []
         field, dim, _ = served
@@ -248,8 +248,6 @@ class OpenSearchEngine(Cluster, Engine):
         ``pushdown`` is off; the reranker then re-scores in Python over ``_mget`` vectors."""
         if not self.rescores:
             return None
-        if {plan.visual.space, *(s.space for s in plan.extra)} & set(self.projections()):
-            return None  # projected spaces are re-scored in Python over the served vectors
         from lookalike.engines.opensearch.pushdown import plan_search
 
         return plan_search(self, plan, k)

@@ -11,7 +11,6 @@ import numpy as np
 from lookalike.documents import Candidate
 from lookalike.engines.opensearch import queries as q
 from lookalike.engines.opensearch.adapter import OpenSearchEngine
-from lookalike.engines.opensearch.mapping import vector_field
 from lookalike.engines.opensearch.rescore import (
     JsonDict,
     combined_params,
@@ -52,9 +51,10 @@ def rescored_page(
     to the main visual signal; spaces the index lacks are left out. Returns the hits and the
     window's size (counted no further than ``window``).
     """
-    if k <= 0 or space not in engine.dims():
+    served = engine.serving_field(space)  # a projected space: its own field and dimension
+    if k <= 0 or served is None:
         return [], 0
-    dim = engine.dims()[space]
+    field, dim, _ = served
     anchors = np.stack([fit_dimension(np.ravel(a), dim, space) for a in np.atleast_2d(anchors)])
     if negatives is not None and len(negatives):
         negatives = np.stack([fit_dimension(np.ravel(n), dim, space) for n in negatives])
@@ -70,12 +70,13 @@ def rescored_page(
                 query_weight, shift = keyword_scaling(min(scores), max(scores), keyword_weight)
     else:
         centre = anchor_query(np.asarray(anchors), None if weights is None else np.asarray(weights))
-        first = q.knn_body(centre, window, filters, exclude, space, engine.ef_search)
+        first = q.knn_body(centre, window, filters, exclude, space, engine.ef_search, field)
     main = signal_params(
         anchors, weights, negatives, negative_weights, negative_strength, mode, space,
         signal_weight,
     )  # fmt: skip
-    mapped = {vector_field(s) for s in engine.dims()}
+    main["field"] = field
+    mapped = set(engine.vector_fields())
     params = combined_params([main, *(s for s in extra_signals if s["field"] in mapped)], shift)
     body = rescored_search_body(first, params, window, k, query_weight)
     body["track_total_hits"] = window  # the window's size, counted no further than the window
@@ -94,8 +95,12 @@ def rescored_search(
 def plan_search(engine: OpenSearchEngine, plan: RescorePlan, k: int) -> tuple[list[Candidate], int]:
     """A reranker plan executed by the cluster (see ``lookalike.engines.plan``)."""
     v = plan.visual
-    extra = [
-        signal_params(
+    extra = []
+    for s in plan.extra:
+        served = engine.serving_field(s.space)
+        if served is None:
+            continue
+        sig = signal_params(
             s.anchors,
             s.anchor_weights.tolist(),
             s.negatives,
@@ -105,9 +110,8 @@ def plan_search(engine: OpenSearchEngine, plan: RescorePlan, k: int) -> tuple[li
             s.space,
             s.weight,
         )
-        for s in plan.extra
-        if s.space in engine.dims()
-    ]
+        sig["field"] = served[0]
+        extra.append(sig)
     return rescored_page(
         engine, v.anchors, k, text=plan.text, weights=v.anchor_weights.tolist(),
         negatives=v.negatives, negative_weights=v.negative_weights.tolist(),
