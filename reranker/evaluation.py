@@ -27,6 +27,7 @@ from lookalike import holdout
 from lookalike.engines import Engine
 from lookalike.errors import InvalidInput
 from lookalike.metrics import ndcg_at_k, precision_at_k, recall_at_k, reciprocal_rank
+from lookalike.progress import Progress
 from reranker import Anchor, RerankRequest, run
 
 
@@ -171,6 +172,7 @@ def evaluate(
     golden: Path | None = None,
     limit: int | None = None,
     weights: dict[str, float] | None = None,
+    progress: Progress | None = None,
 ) -> EvalReport:
     """Evaluate "more like this" on the indexed catalogue (labels) or a golden set.
 
@@ -180,16 +182,19 @@ def evaluate(
     rank = engine_ranker(engine, weights)
     with_vectors = engine.vectors(engine.all_ids())
     latencies: list[float] = []
+    progress = progress or Progress()
 
     def timed(anchor: str) -> list[str]:
         start = time.perf_counter()
         ranked = rank(anchor, k)
         latencies.append((time.perf_counter() - start) * 1000)
+        progress.advance()
         return ranked
 
     if golden is not None:
         judge = GoldenJudge.load(golden)
         anchors = [a for a in judge.judgements if a in with_vectors][:limit]
+        progress.stage("evaluating", len(anchors))
         rows = []
         for anchor in anchors:
             relevant = judge.judgements[anchor]
@@ -204,6 +209,7 @@ def evaluate(
         ids = sorted(products)
         label_judge = LabelJudge(ids, [[label_of(products[i], lb) for lb in labels] for i in ids])
         anchors = [a for a in ids if a in with_vectors and label_judge.judgeable(a)][:limit]
+        progress.stage("evaluating", len(anchors))
         rows = []
         for anchor in anchors:
             grades_all = label_judge.grades(anchor)
@@ -212,6 +218,7 @@ def evaluate(
             ideal = [int(g) for g in grades_all[grades_all > 0]]
             rows.append((grades, ideal, label_judge.group(anchor)))
         report = score(rows, k, "labels " + ", ".join(labels))
+    progress.finish()
     report.p50_ms = statistics.median(latencies) if latencies else 0.0
     report.p95_ms = percentile(latencies, 0.95)
     return report
@@ -244,6 +251,7 @@ def evaluate_holdout(
     limit: int | None = None,
     test_share: float = holdout.TEST_SHARE,
     test_only: bool = False,
+    progress: Progress | None = None,
 ) -> HoldoutReport:
     """Leave-one-out "more like this" for the held-out products, P@k and nDCG@k per label.
 
@@ -267,17 +275,21 @@ def evaluate_holdout(
     exclude = tuple(train) if test_only else ()
     rows: dict[str, list[tuple[list[int], list[int], str]]] = {label: [] for label in labels}
     latencies: list[float] = []
+    progress = progress or Progress()
+    progress.stage("evaluating held-out", len(queries[:limit]))
     for anchor in queries[:limit]:
         start = time.perf_counter()
         request = RerankRequest(anchors=(Anchor(anchor),), k=k, weights=effective, exclude=exclude)
         ranked = [h.id for h in run(engine, request).hits]
         latencies.append((time.perf_counter() - start) * 1000)
+        progress.advance()
         for label, judge in judges.items():
             if not judge.judgeable(anchor):
                 continue
             grades_all = judge.grades(anchor)
             grades = [int(grades_all[judge.row[r]]) for r in ranked if r in judge.row]
             rows[label].append((grades, [int(g) for g in grades_all[grades_all > 0]], ""))
+    progress.finish()
     report = HoldoutReport(k, seed, len(train), len(queries), effective)
     for label in labels:
         report.labels[label] = score(rows[label], k, label).overall

@@ -72,6 +72,16 @@ def test_clusters_k_range_map_and_gaps_show_bars(env: None, tmp_path: Path) -> N
     assert bar(result.output, "voting on pattern") == (36, 36)  # nobody has a pattern
 
 
+def test_eval_bars(env: None) -> None:
+    result = runner.invoke(app, ["eval", "--label", "category"])
+    assert result.exit_code == 0, result.output
+    assert bar(result.output, "evaluating") == (36, 36)  # every product is a query
+    result = runner.invoke(app, ["eval", "--holdout", "--label", "category"])
+    assert result.exit_code == 0, result.output
+    done, total = bar(result.output, "evaluating held-out")
+    assert done == total and 0 < total < 36  # the test side of the split
+
+
 def test_reindex_bar(tmp_path: Path, model_env: Path) -> None:
     catalogue = write_catalogue(tmp_path / "cat", make_records(5))
     assert runner.invoke(app, ["index", str(catalogue), "--workers", "1"]).exit_code == 0

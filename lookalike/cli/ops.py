@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lookalike.cli.common import JsonOpt, app, console, emit_json, errors
+from lookalike.cli.progress import progress_bar
 from lookalike.settings import Settings
 
 
@@ -134,7 +135,7 @@ def evaluate_command(
             as_json,
         )
         return
-    with errors(), open_engine(Settings()) as engine:
+    with errors(), open_engine(Settings()) as engine, progress_bar("query") as bar:
         report = evaluate(
             engine,
             labels or ([] if golden else ["category"]),
@@ -142,6 +143,7 @@ def evaluate_command(
             golden,
             limit,
             parse_weights(weights or []),
+            progress=bar,
         )
     if as_json:
         emit_json(report.to_dict())
@@ -183,8 +185,10 @@ def _holdout(
     from lookalike.engines import open_engine
     from reranker.evaluation import evaluate_holdout
 
-    with errors(), open_engine(Settings()) as engine:
-        report = evaluate_holdout(engine, labels, k, seed, weights, limit, test_only=test_only)
+    with errors(), open_engine(Settings()) as engine, progress_bar("query") as bar:
+        report = evaluate_holdout(
+            engine, labels, k, seed, weights, limit, test_only=test_only, progress=bar
+        )
     if as_json:
         emit_json(report.to_dict())
         return

@@ -1,7 +1,7 @@
 """The CLI's one progress style: a tqdm bar per stage on stderr, with a total and an ETA.
 
-Every long command (index, reindex, clusters --k-range, map, gaps propose) makes its bar
-here, so they all look alike and stdout stays clean for ``--json``.
+Every long command (index, reindex, clusters --k-range, map, gaps propose, eval) makes its
+bar here, so they all look alike and stdout stays clean for ``--json``.
 """
 
 from __future__ import annotations
