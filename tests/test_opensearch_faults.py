@@ -116,7 +116,11 @@ class LookalikeWorker(Worker):
 
 
 def opensearch_env(broker: str, data: Path, url: str, prefix: str) -> dict[str, str]:
-    env = worker_env(broker, data, visibility=300)
+    # No test here kills a worker, so nothing needs redelivering: a long visibility timeout
+    # keeps Redis from handing a retry that waits out its countdown on a slow machine to a
+    # second worker process (both would write the same batch: 1020 writes for 1000 seen once
+    # at load 8).
+    env = worker_env(broker, data, visibility=1800)
     env.update(
         LOOKALIKE_ENGINE="opensearch",
         OPENSEARCH_URL=url,
