@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	# The CPU build of torch first: any other torch requirement pulls gigabytes of CUDA.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[clip,litert,offline-text,opensearch,dev,load]'
+	$(PY) -m pip install --quiet -e '.[clip,litert,offline-text,onnx,opensearch,dev,load]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,6 +1,9 @@
 """Ingest throughput on the fashion-10k JPEGs: one image at a time, batched, 1 or 2 workers.
 
     python benchmarks/ingest_bench.py --limit 10000
+    python benchmarks/ingest_bench.py --limit 10000 --rounds 2 \
+      --config "image + text, batches of 64, 2 workers" \
+      --config "image + text (ONNX int8), batches of 64, 2 workers"
 
 Converts the first ``--limit`` fashion-10k products to a catalogue once, then indexes it into
 a fresh embedded engine once per configuration, each in its own process (so peak memory is
@@ -8,7 +11,8 @@ that configuration's): the image model alone (int8 MobileNetV2, ``GlobalPool``, 
 with the all-MiniLM-L6-v2 text model; one product per batch against batches of 64; in-process
 against an ``ImagePool`` of worker processes; LiteRT ``num_threads=2`` for comparison. Timing
 covers ``index_catalogue`` (worker start-up included, model loading in this process not). The
-floor is the model's own inference time per image, one thread, measured alone. Table last.
+floor is the model's own inference time per image, one thread, measured alone. ``--rounds``
+repeats the configurations interleaved (A, B, A, B) so a load change hits both. Table last.
 """
 
 from __future__ import annotations
@@ -33,14 +37,15 @@ MODEL = SHARED / "models" / "tf2_mobilenet_v2_1.0_224_ptq.tflite"
 DATASET = SHARED / "datasets" / "fashion-10k"
 TEXT = "all-MiniLM-L6-v2"
 
-# name -> (text model, batch size, workers, LiteRT threads)
-CONFIGS: dict[str, tuple[str, int, int, int]] = {
-    "image, one product at a time, in-process": ("none", 1, 1, 1),
-    "image, batches of 64, in-process": ("none", 64, 1, 1),
-    "image, batches of 64, LiteRT num_threads=2": ("none", 64, 1, 2),
-    "image, batches of 64, 2 workers": ("none", 64, 2, 1),
-    "image + text, batches of 64, in-process": (TEXT, 64, 1, 1),
-    "image + text, batches of 64, 2 workers": (TEXT, 64, 2, 1),
+# name -> (text model, batch size, workers, LiteRT threads, text backend)
+CONFIGS: dict[str, tuple[str, int, int, int, str]] = {
+    "image, one product at a time, in-process": ("none", 1, 1, 1, "torch"),
+    "image, batches of 64, in-process": ("none", 64, 1, 1, "torch"),
+    "image, batches of 64, LiteRT num_threads=2": ("none", 64, 1, 2, "torch"),
+    "image, batches of 64, 2 workers": ("none", 64, 2, 1, "torch"),
+    "image + text, batches of 64, in-process": (TEXT, 64, 1, 1, "torch"),
+    "image + text, batches of 64, 2 workers": (TEXT, 64, 2, 1, "torch"),
+    "image + text (ONNX int8), batches of 64, 2 workers": (TEXT, 64, 2, 1, "onnx"),
 }
 
 
@@ -88,13 +93,14 @@ def run_one(catalogue: Path, name: str) -> dict[str, object]:
     from lookalike.settings import Settings
     from lookalike.vectorizers import create_image_vectorizer
 
-    text, batch, workers, threads = CONFIGS[name]
+    text, batch, workers, threads, backend = CONFIGS[name]
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             data_dir=Path(tmp) / "data",
             image_model=str(MODEL),
             image_tensor="GlobalPool",
             text_model=text,
+            text_backend=backend,  # type: ignore[arg-type]
         )
         ctx = build_context(settings)
         if threads != 1:
@@ -118,6 +124,7 @@ def run_one(catalogue: Path, name: str) -> dict[str, object]:
         "errors": len(b.image_errors),
         "seconds": seconds,
         "cpu_ms_per_image": cpu / max(1, b.embedded_images) * 1e3,
+        "cpu_ms_per_product": cpu / max(1, report.products) * 1e3,
         "peak_mb": peak / 2**20,
     }
 
@@ -158,6 +165,7 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=3000, help="fashion-10k products to index")
     ap.add_argument("--config", action="append", choices=list(CONFIGS), help="default: all")
     ap.add_argument("--floor-images", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the configurations, interleaved")
     ap.add_argument("--child", help=argparse.SUPPRESS)  # internal: run one configuration
     ap.add_argument("--catalogue", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -174,7 +182,7 @@ def main() -> int:
         catalogue = Path(tmp) / "fashion.jsonl"
         n = convert_dataset("fashion-10k", DATASET, catalogue, args.limit)
         fl = floor(catalogue, min(n, args.floor_images))
-        for name in args.config or list(CONFIGS):
+        for name in (args.config or list(CONFIGS)) * args.rounds:
             out = subprocess.run(
                 [sys.executable, __file__, "--child", name, "--catalogue", str(catalogue)],
                 check=True,
@@ -194,14 +202,15 @@ def main() -> int:
     )
     print(
         "| configuration | images/s | wall s | CPU ms/image (all processes) "
-        "| embedded / reused / errors | peak RSS (tree) |"
+        "| CPU ms/product | embedded / reused / errors | peak RSS (tree) |"
     )
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         rate = float(r["embedded"]) / float(r["seconds"])  # type: ignore[arg-type]
         print(
             f"| {r['name']} | {rate:.1f} | {float(r['seconds']):.1f} "  # type: ignore[arg-type]
             f"| {float(r['cpu_ms_per_image']):.2f} "  # type: ignore[arg-type]
+            f"| {float(r['cpu_ms_per_product']):.2f} "  # type: ignore[arg-type]
             f"| {r['embedded']} / {r['reused']} / {r['errors']} | {float(r['peak_mb']):.0f} MiB |"  # type: ignore[arg-type]
         )
     return 0

@@ -64,7 +64,7 @@ def build_context(
     return IndexContext(
         engine=engine or open_engine(settings),
         image_vectorizer=create_image_vectorizer(settings.image_model, settings.image_tensor),
-        text_embedder=create_text_embedder(settings.text_model),
+        text_embedder=create_text_embedder(settings.text_model, **settings.text_backend_options()),
         image_timeout=settings.image_timeout,
         image_max_bytes=settings.image_max_bytes,
         allowed_hosts=settings.image_allowed_hosts,

@@ -16,7 +16,7 @@ import numpy as np
 
 from indexer.context import Embedded, ImagePool, IndexContext
 from lookalike.attributes import AttributeEncoder, load_encoder
-from lookalike.documents import Document, ImageEntry, catalogue_fields
+from lookalike.documents import Document, ImageEntry, ProductFields, catalogue_fields
 from lookalike.errors import ImageError
 from lookalike.fingerprints import record_fingerprint, stored_fingerprint
 from lookalike.images import decode_image, hash_bytes, read_bytes
@@ -65,7 +65,7 @@ class BatchReport:
         return cls(**data)  # type: ignore[arg-type]
 
 
-def product_text(record: ProductRecord) -> str:
+def product_text(record: ProductRecord | ProductFields) -> str:
     """The text a product is embedded by: title first, then its labels, then the description."""
     labels = " ".join(v for v in (record.brand, record.category, record.color) if v)
     parts = [record.title, labels, record.description[:1000]]
@@ -120,6 +120,36 @@ def embed_blobs(
             if color is not None:
                 colors.update(zip(chunk, color.embed_images(images), strict=True))
     return vectors, errors, colors
+
+
+def text_vectors(records: Sequence[ProductRecord], ctx: IndexContext) -> np.ndarray:
+    """The batch's text vectors, embedding only texts that changed.
+
+    A record that changed elsewhere (a price, an image) keeps its stored text vector when its
+    stored text and text model tag are the current ones: one engine read instead of a model run.
+    """
+    embedder = ctx.text_embedder
+    assert embedder is not None
+    texts = [product_text(r) for r in records]
+    tag = embedder.tag
+    stored = ctx.engine.get([r.id for r in records])
+    same = [
+        r.id
+        for r, text in zip(records, texts, strict=True)
+        if (old := stored.get(r.id)) is not None
+        and old.models.get("text") == tag
+        and product_text(old) == text
+    ]
+    kept = ctx.engine.stored_vectors(same, "text", tag) if same else {}
+    kept = {k: v for k, v in kept.items() if v.shape == (embedder.dim,)}
+    todo = [i for i, r in enumerate(records) if r.id not in kept]
+    out = np.empty((len(records), embedder.dim), np.float32)
+    if todo:
+        out[todo] = embedder.embed_texts([texts[i] for i in todo])
+    for i, r in enumerate(records):
+        if r.id in kept:
+            out[i] = kept[r.id]
+    return out
 
 
 @dataclass
@@ -228,7 +258,7 @@ def finish_batch(
 
     texts: np.ndarray | None = None
     if ctx.text_embedder is not None:
-        texts = ctx.text_embedder.embed_texts([product_text(r) for r in records])
+        texts = text_vectors(records, ctx)
 
     docs: list[Document] = []
     for i, record in enumerate(records):

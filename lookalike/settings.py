@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         description="Default weight of the `color` signal when a query gives none "
         "(chosen with `lookalike eval`, BENCHMARKS.md).",
     )
+    text_backend: Literal["torch", "onnx"] = Field(
+        "torch",
+        description="How the text model runs: `torch` (sentence-transformers) or `onnx` (an "
+        "int8 ONNX export of the same local weights, made once and cached under "
+        "`<data_dir>/models`; the `onnx` extra; faster ingest on small machines).",
+    )
     redis_url: str = Field(
         "redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("REDIS_URL", "LOOKALIKE_REDIS_URL"),
@@ -213,6 +219,12 @@ class Settings(BaseSettings):
         description="`lookalike serve` and `lookalike worker` logs: `text` lines or `json` "
         "(one object per line, with the request id).",
     )
+
+    def text_backend_options(self) -> dict[str, Any]:
+        """Keywords for ``create_text_embedder``: the backend and, for ONNX, its graph cache."""
+        if self.text_backend == "onnx":
+            return {"backend": "onnx", "cache_dir": str(self.data_dir / "models")}
+        return {"backend": "torch"}
 
     @classmethod
     def settings_customise_sources(

@@ -35,12 +35,20 @@ def create_image_vectorizer(model: str, tensor: str | None = None, **kw: Any) ->
         return _image_vectorizer(str(model), tensor or None, tuple(sorted(kw.items())))
 
 
-def create_text_embedder(model: str | None, **kw: Any) -> TextEmbedder | None:
-    """A text embedder, or None when ``model`` is empty or ``"none"`` (text search disabled)."""
+def create_text_embedder(
+    model: str | None, backend: str = "torch", **kw: Any
+) -> TextEmbedder | None:
+    """A text embedder, or None when ``model`` is empty or ``"none"`` (text search disabled).
+
+    ``backend``: ``torch`` (sentence-transformers) or ``onnx`` (an int8 ONNX export of the same
+    weights, made locally and cached under ``cache_dir``).
+    """
     if model is None or model.strip().casefold() in ("", "none"):
         return None
+    if backend not in ("torch", "onnx"):
+        raise ConfigError(f"unknown text backend {backend!r}: use 'torch' or 'onnx'")
     with _LOAD_LOCK:
-        return _text_embedder(model.strip(), tuple(sorted(kw.items())))
+        return _text_embedder(model.strip(), backend, tuple(sorted(kw.items())))
 
 
 def clear_model_cache() -> None:
@@ -69,7 +77,11 @@ def _image_vectorizer(
 
 
 @lru_cache(maxsize=4)
-def _text_embedder(model: str, kw: tuple[tuple[str, Any], ...]) -> TextEmbedder:
+def _text_embedder(model: str, backend: str, kw: tuple[tuple[str, Any], ...]) -> TextEmbedder:
+    if backend == "onnx":
+        from lookalike.vectorizers.onnx_text import OnnxTextEmbedder
+
+        return OnnxTextEmbedder(model, **dict(kw))
     from lookalike.vectorizers.sentence import SentenceTransformerTextEmbedder
 
     return SentenceTransformerTextEmbedder(model, **dict(kw))
