@@ -14,7 +14,7 @@ from lookalike.engines.embedded.vectors import VectorSpace
 from lookalike.filters import And, Not, Or, Range, Term, Terms
 from tests.test_embedded_engine import _clustered, doc
 
-N, DIM = 4000, 48
+N, DIM = 12_000, 48
 CATEGORIES = ["shirts", "shoes", "bags", "hats"]
 # Partitions answer where the graph does not: filters under ann_min_selectivity of the rows.
 OPTS: dict[str, Any] = {
@@ -61,8 +61,8 @@ def engine_and_catalogue(tmp_path: Path) -> Any:
     cat = Catalogue()
     with EmbeddedEngine(tmp_path / "d", **OPTS) as engine:
         ids = list(cat.vecs)
-        for start in range(0, N, 1000):
-            engine.upsert(cat.docs(ids[start : start + 1000]))
+        for start in range(0, N, 4000):
+            engine.upsert(cat.docs(ids[start : start + 4000]))
         yield engine, cat
 
 
@@ -79,9 +79,11 @@ def test_category_knn_from_partitions_matches_exact(
     space = engine.snapshot.spaces["image"]
     assert space.parts is not None and space.part_builds == 1
     assert set(space.parts.members) == {f"category={c}" for c in CATEGORIES}
+    hats = engine.knn(queries[0], 30, filters=Term("category", "hats"))  # 600 rows: exact
+    assert _ids(hats) == cat.exact(queries[0], 30, lambda p: cat.category[p] == "hats")
     _partitions_only(space, monkeypatch)
     for i, q in enumerate(queries):
-        c = CATEGORIES[i % 4]
+        c = CATEGORIES[i % 3]  # hats hold fewer rows than 4x the re-scored pool: exact
         got = engine.knn(q, 30, filters=Term("category", c))
         assert _ids(got) == cat.exact(q, 30, lambda p, c=c: cat.category[p] == c)
         assert got[0].score == pytest.approx(float(cat.vecs[got[0].id] @ q), abs=1e-5)
@@ -150,7 +152,7 @@ def test_partitions_rebuilt_past_the_stale_share(engine_and_catalogue: Any) -> N
     q = _clustered(cat.rng, 1, DIM, 24)[0]
     engine.knn(q, 5, filters=Term("category", "hats"))
     space = engine.snapshot.spaces["image"]
-    ids = list(cat.vecs)[:500]
+    ids = list(cat.vecs)[:1500]
     for p in ids:
         cat.vecs[p] = _clustered(cat.rng, 1, DIM, 24)[0]
     engine.upsert(cat.docs(ids, fp="v3"))

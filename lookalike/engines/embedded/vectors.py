@@ -46,6 +46,11 @@ class AnnPolicy:
     partition_min_rows: int = 4096  # filtered sets smaller than this are gathered exactly
 
 
+def part_pool(k: int) -> int:
+    """How many of a partition's best codes are re-scored exactly for a top-``k``."""
+    return max(PART_POOL, 2 * k)
+
+
 def top_k(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best rows by score, best first (ties by row number, for stable output)."""
     if k < len(scores):
@@ -208,7 +213,8 @@ class VectorSpace:
         if ann is not None and ann.dim != self.width:
             ann = None  # the space grew wider (attribute vocabulary); wait for a rebuild
         if ann is None or allowed < self.policy.min_selectivity * total or allowed <= 4 * k:
-            if tokens and allowed >= self.policy.partition_min_rows:
+            # Partitions pay where the set is big and the re-scored pool is a small part of it.
+            if tokens and allowed >= max(self.policy.partition_min_rows, 4 * part_pool(k)):
                 best = self._partitioned(q, cand, k, tokens)
                 if best is not None:
                     return best
@@ -246,7 +252,7 @@ class VectorSpace:
         pstale = self._pstale[:n]
         if len(pstale) < n:
             return None
-        pool = max(PART_POOL, 2 * k)
+        pool = part_pool(k)
         found: list[np.ndarray] = []
         for tok in tokens:
             members = parts.members[tok]
