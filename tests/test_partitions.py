@@ -22,6 +22,7 @@ OPTS: dict[str, Any] = {
     "ann_background": False,
     "ann_min_selectivity": 0.6,
     "partition_min_rows": 100,
+    "partition_codes": "sq8",  # the default 8-bit codes: the answers must equal the exact ones
 }
 
 
@@ -183,3 +184,40 @@ def test_required_tokens_only_for_a_field_every_match_must_hold() -> None:
     assert required_tokens(compile_filter(either), fields) is None
     assert required_tokens(compile_filter(Not(Term("category", "shoes"))), fields) is None
     assert required_tokens(None, fields) is None
+
+
+def test_fast_scan_codes_rescored_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The opt-in 4-bit fast-scan codes: approximate candidates, exact scores and order."""
+    rng = np.random.default_rng(9)
+    n, dim = 8000, 128
+    vecs = _clustered(rng, n, dim, 40)
+    cats = rng.choice(["shirts", "shoes"], n, p=[0.6, 0.4])
+    opts = {**OPTS, "partition_codes": "pq4"}
+    with EmbeddedEngine(tmp_path / "d", **opts) as engine:
+        engine.upsert(
+            [
+                doc(f"p{i:04d}", v, fp="v1", category=str(c))
+                for i, (v, c) in enumerate(zip(vecs, cats, strict=True))
+            ]
+        )
+        queries = _clustered(rng, 20, dim, 40)
+        engine.knn(queries[0], 5, filters=Term("category", "shoes"))
+        space = engine.snapshot.spaces["image"]
+        assert (
+            space.parts is not None
+            and type(space.parts.indexes["category=shoes"]).__name__ == "IndexPQFastScan"
+        )
+        _partitions_only(space, monkeypatch)
+        shoes = np.flatnonzero(cats == "shoes")
+        hits = 0
+        for q in queries:
+            got = engine.knn(q, 20, filters=Term("category", "shoes"))
+            rows = [int(h.id[1:]) for h in got]
+            assert all(cats[r] == "shoes" for r in rows)
+            scores = [h.score for h in got]
+            assert scores == sorted(scores, reverse=True)
+            assert np.allclose(scores, vecs[rows] @ q, atol=1e-5)
+            exact = shoes[np.argsort(-(vecs[shoes] @ q))[:20]]
+            hits += len(set(rows) & set(exact.tolist()))
+        # Noisy clusters (0.35) are hard on 4-bit codes: 0.81 measured, against 1.0 for sq8.
+        assert hits / (20 * len(queries)) >= 0.75

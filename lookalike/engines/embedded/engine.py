@@ -59,7 +59,10 @@ class EmbeddedEngine(Engine):
     ``partition_fields`` (keyword fields whose values get contiguous 8-bit copies of their
     rows' vectors above ``ann_threshold``, so a filter on one value scans them instead of
     gathering scattered rows; ``()`` turns this off) and ``partition_min_rows`` (filtered
-    sets smaller than this are gathered and scored exactly instead).
+    sets smaller than this are gathered and scored exactly instead), ``partition_codes``
+    (``sq8``: 8-bit scalar codes, a quarter of the float32 row, answers equal to exact in
+    every measurement; ``pq4``: 4-bit fast-scan product quantiser, 1/64 of the row and ~15x
+    faster to scan, but its pool of candidates misses true neighbours on noisy data).
     """
 
     name = "embedded"
@@ -77,12 +80,15 @@ class EmbeddedEngine(Engine):
         ann_persist: bool = True,
         partition_fields: Sequence[str] = ("category",),
         partition_min_rows: int = 4096,
+        partition_codes: str = "sq8",
     ) -> None:
         self.data_dir = Path(data_dir)
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise EngineError(f"cannot create data directory {self.data_dir}: {exc}") from exc
+        if partition_codes not in ("pq4", "sq8"):
+            raise EngineError(f"unknown partition_codes {partition_codes!r}: expected pq4 or sq8")
         if ann_storage not in ("sq8", "flat"):
             raise EngineError(f"unknown ann_storage {ann_storage!r}: expected 'sq8' or 'flat'")
         self.policy = AnnPolicy(
@@ -94,6 +100,7 @@ class EmbeddedEngine(Engine):
             persist=bool(ann_persist),
             partition_fields=tuple(partition_fields),
             partition_min_rows=int(partition_min_rows),
+            partition_codes=str(partition_codes),
         )
         self.store = Store(self.data_dir / DB_NAME, busy_timeout=float(busy_timeout))
         self.keyword = KeywordIndex(self.data_dir, self.store, float(busy_timeout))

@@ -44,6 +44,7 @@ class AnnPolicy:
     persist: bool = True  # write built graphs to <data_dir>/ann/ and adopt them on load
     partition_fields: tuple[str, ...] = ("category",)  # keyword fields with per-value codes
     partition_min_rows: int = 4096  # filtered sets smaller than this are gathered exactly
+    partition_codes: str = "sq8"  # 8-bit scalar codes, or "pq4" (fast-scan: faster, rougher)
 
 
 def part_pool(k: int) -> int:
@@ -307,7 +308,7 @@ class VectorSpace:
 
         def work() -> None:
             try:
-                parts = Partitions.build(matrix, members, n, dim)
+                parts = Partitions.build(matrix, members, n, dim, self.policy.partition_codes)
             except Exception as exc:
                 with lock:
                     self._ppending = None
