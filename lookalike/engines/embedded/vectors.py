@@ -246,11 +246,13 @@ class VectorSpace:
         """Top-k among ``cand`` from the partitions of ``tokens`` plus an exact scan of the
         candidates they do not cover (changed or added since, or filed under another value
         then); None where the partitions cannot answer well (the exact scan does)."""
+        # Stale marks first: an install swaps the partitions before the marks, so marks read
+        # before partitions are those of the same build or an older one (a superset: safe).
+        n = len(cand)
+        pstale = self._pstale[:n]
         parts = self.parts
         if parts is None or parts.dim != len(q) or any(t not in parts.members for t in tokens):
             return None
-        n = len(cand)
-        pstale = self._pstale[:n]
         if len(pstale) < n:
             return None
         pool = part_pool(k)
@@ -323,10 +325,10 @@ class VectorSpace:
                 pending = self._ppending or set()
                 if pending:
                     stale[np.fromiter(pending, dtype=np.int64)] = True
+                self.parts = parts  # before the marks: see _partitioned
                 self._pstale = stale
                 self._pchanges = len(pending)
                 self._ppending = None
-                self.parts = parts
                 self.part_builds += 1
 
         if wait:
