@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import faiss
 import numpy as np
 import pytest
 
@@ -83,11 +84,13 @@ def test_category_knn_from_partitions_matches_exact(
     hats = engine.knn(queries[0], 30, filters=Term("category", "hats"))  # 600 rows: exact
     assert _ids(hats) == cat.exact(queries[0], 30, lambda p: cat.category[p] == "hats")
     _partitions_only(space, monkeypatch)
+    threads = faiss.omp_get_max_threads()
     for i, q in enumerate(queries):
         c = CATEGORIES[i % 3]  # hats hold fewer rows than 4x the re-scored pool: exact
         got = engine.knn(q, 30, filters=Term("category", c))
         assert _ids(got) == cat.exact(q, 30, lambda p, c=c: cat.category[p] == c)
         assert got[0].score == pytest.approx(float(cat.vecs[got[0].id] @ q), abs=1e-5)
+    assert faiss.omp_get_max_threads() == threads  # scans run single-threaded, then restore
 
 
 def test_partitions_with_price_range_exclusions_and_two_values(

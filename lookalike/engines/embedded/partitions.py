@@ -94,10 +94,17 @@ class Partitions:
         if want <= 0:
             return np.empty(0, dtype=np.int64)
         query = np.ascontiguousarray(q[: self.dim], dtype=np.float32).reshape(1, -1)
+        # One OpenMP thread for this calling thread only (the setting is per thread): faiss
+        # otherwise splits one query's scan over both cores, and on busy cores the threads'
+        # spin-waits made an engine query 15.5 ms instead of 0.8 ms (60k x 256-d, 1/8).
+        before = _faiss.omp_get_max_threads()
+        _faiss.omp_set_num_threads(1)
         try:
             _, labels = index.search(query, want)
         except RuntimeError as exc:
             raise EngineError(f"faiss partition scan failed: {exc}") from exc
+        finally:
+            _faiss.omp_set_num_threads(before)
         found = labels[0]
         return found[found >= 0]
 
