@@ -24,7 +24,7 @@ from lookalike.vectors import unit
 GATHER_SHARE = 0.15  # below this share of rows, gather the rows instead of scoring all
 GATHER_BLOCK = 512  # rows per block when scoring scattered rows
 MAX_EF = 1024
-PART_POOL = 512  # codes taken from a partition scan and re-scored exactly (at least 2k)
+PART_POOL = 512  # codes taken from a partition scan and re-scored exactly (at least 1.5k)
 PART_MIN_DENSITY = 0.1  # below this share of a partition's rows, gather the rows instead
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class AnnPolicy:
 
 def part_pool(k: int) -> int:
     """How many of a partition's best codes are re-scored exactly for a top-``k``."""
-    return max(PART_POOL, 2 * k)
+    return max(PART_POOL, k + k // 2)
 
 
 def top_k(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
