@@ -154,6 +154,19 @@ class Catalog:
         pairs = zip(rows.tolist(), ok.tolist(), strict=True)
         return [ids[r] if good else None for r, good in pairs]
 
+    def field_members(self, field_name: str) -> dict[str, np.ndarray]:
+        """Live rows of each value of a keyword field, by token (what partitions file)."""
+        prefix = f"{field_name}="
+        tokens = {t for t in self._base if t.startswith(prefix)}
+        tokens |= {t for t, rows in self._overlay_post.items() if rows and t.startswith(prefix)}
+        alive = self.alive
+        out = {}
+        for tok in sorted(tokens):
+            rows = np.flatnonzero(self._tokens_mask((tok,)) & alive)
+            if len(rows):
+                out[tok] = rows
+        return out
+
     # -- filters -----------------------------------------------------------------------------
     def _token_mask(self, tok: str, out: np.ndarray) -> None:
         rows = self._base.get(tok)

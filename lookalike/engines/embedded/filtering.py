@@ -111,3 +111,19 @@ def compile_filter(node: Filter) -> Compiled:
     if isinstance(node, Not):
         return NoneOf(compile_filter(node.item))
     raise InvalidFilter(f"unknown filter node {node!r}")
+
+
+def required_tokens(node: Compiled | None, fields: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Tokens of one field among ``fields`` such that every match holds one of them (the
+    filter's category, where it has one at the top level), or None."""
+    if isinstance(node, TokenSet):
+        names = {t.split("=", 1)[0] for t in node.tokens}
+        if node.tokens and len(names) == 1 and names <= set(fields):
+            return node.tokens
+        return None
+    if isinstance(node, AllOf):
+        for item in node.items:
+            found = required_tokens(item, fields)
+            if found is not None:
+                return found
+    return None

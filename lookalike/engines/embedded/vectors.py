@@ -17,12 +17,15 @@ import numpy as np
 
 from lookalike.engines.embedded.ann import AnnIndex
 from lookalike.engines.embedded.ann_files import GraphFiles, GraphKey, SavedVectors
+from lookalike.engines.embedded.partitions import Partitions
 from lookalike.projections import Projection
 from lookalike.vectors import unit
 
 GATHER_SHARE = 0.15  # below this share of rows, gather the rows instead of scoring all
 GATHER_BLOCK = 512  # rows per block when scoring scattered rows
 MAX_EF = 1024
+PART_POOL = 512  # codes taken from a partition scan and re-scored exactly (at least 1.5k)
+PART_MIN_DENSITY = 0.1  # below this share of a partition's rows, gather the rows instead
 log = logging.getLogger(__name__)
 
 
@@ -39,6 +42,14 @@ class AnnPolicy:
     storage: str = "sq8"
     background: bool = True
     persist: bool = True  # write built graphs to <data_dir>/ann/ and adopt them on load
+    partition_fields: tuple[str, ...] = ("category",)  # keyword fields with per-value codes
+    partition_min_rows: int = 4096  # filtered sets smaller than this are gathered exactly
+    partition_codes: str = "sq8"  # 8-bit scalar codes, or "pq4" (fast-scan: faster, rougher)
+
+
+def part_pool(k: int) -> int:
+    """How many of a partition's best codes are re-scored exactly for a top-``k``."""
+    return max(PART_POOL, k + k // 2)
 
 
 def top_k(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,6 +84,13 @@ class VectorSpace:
         self.graph_seq = -1  # the change seq the graph covers (-1: none, or not known)
         # A projection of this model: rows hold projected vectors, raw queries are projected too.
         self.projection: Projection | None = None
+        self.parts: Partitions | None = None  # per-value 8-bit codes (filtered scans)
+        self._pstale = np.zeros(0, dtype=bool)  # rows the partitions must not answer for
+        self._pchanges = 0
+        self._ppending: set[int] | None = None  # rows changed while partitions build
+        self._part_thread: threading.Thread | None = None
+        self.part_error: str | None = None
+        self.part_builds = 0
 
     def serving(self, vector: np.ndarray) -> np.ndarray:
         """A raw vector of the source model in the form the rows hold (projected, if any)."""
@@ -95,6 +113,7 @@ class VectorSpace:
         self.mapped = False  # outgrew the saved matrix: private until the next saved graph
         self.dims = np.concatenate([self.dims, np.zeros(new_cap - cap, dtype=np.int32)])
         self._stale = np.concatenate([self._stale, np.ones(new_cap - cap, dtype=bool)])
+        self._pstale = np.concatenate([self._pstale, np.ones(new_cap - cap, dtype=bool)])
 
     def reserve_rows(self, n: int) -> None:
         """Make room for ``n`` catalogue rows (rows without vectors stay empty)."""
@@ -133,8 +152,12 @@ class VectorSpace:
             self.dims[row] = len(vec)
         if self._pending is not None:
             self._pending.add(row)
+        if self._ppending is not None:
+            self._ppending.add(row)
         self._stale[row] = True
+        self._pstale[row] = True
         self._changes_since_build += 1
+        self._pchanges += 1
 
     def has(self, n: int) -> np.ndarray:
         return self.dims[:n] > 0 if len(self.dims) >= n else np.zeros(n, dtype=bool)
@@ -177,14 +200,25 @@ class VectorSpace:
         return scores
 
     def knn(
-        self, q: np.ndarray, cand: np.ndarray, k: int, total: int
+        self,
+        q: np.ndarray,
+        cand: np.ndarray,
+        k: int,
+        total: int,
+        tokens: tuple[str, ...] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k rows among ``cand``; ``total`` is how many rows the space holds."""
+        """Top-k rows among ``cand``; ``total`` is how many rows the space holds; ``tokens``:
+        values of a partitioned field that every candidate holds one of (the filter's category)."""
         allowed = int(np.count_nonzero(cand))
         ann = self.ann
         if ann is not None and ann.dim != self.width:
             ann = None  # the space grew wider (attribute vocabulary); wait for a rebuild
         if ann is None or allowed < self.policy.min_selectivity * total or allowed <= 4 * k:
+            # Partitions pay where the set is big and the re-scored pool is a small part of it.
+            if tokens and allowed >= max(self.policy.partition_min_rows, 4 * part_pool(k)):
+                best = self._partitioned(q, cand, k, tokens)
+                if best is not None:
+                    return best
             return self.exact(q, cand, k)
         n = len(cand)
         stale = self._stale[:n]
@@ -205,6 +239,105 @@ class VectorSpace:
         if len(found) < min(k, int(np.count_nonzero(in_graph))):
             return self.exact(q, cand, k)
         return top_k(rows, self._gather_scores(rows, q), k)
+
+    def _partitioned(
+        self, q: np.ndarray, cand: np.ndarray, k: int, tokens: tuple[str, ...]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Top-k among ``cand`` from the partitions of ``tokens`` plus an exact scan of the
+        candidates they do not cover (changed or added since, or filed under another value
+        then); None where the partitions cannot answer well (the exact scan does)."""
+        # Stale marks first: an install swaps the partitions before the marks, so marks read
+        # before partitions are those of the same build or an older one (a superset: safe).
+        n = len(cand)
+        pstale = self._pstale[:n]
+        parts = self.parts
+        if parts is None or parts.dim != len(q) or any(t not in parts.members for t in tokens):
+            return None
+        if len(pstale) < n:
+            return None
+        pool = part_pool(k)
+        found: list[np.ndarray] = []
+        for tok in tokens:
+            members = parts.members[tok]
+            members = members[members < n]
+            ok = cand[members] & ~pstale[members]
+            hits = int(np.count_nonzero(ok))
+            if hits == 0:
+                continue
+            if hits < PART_MIN_DENSITY * len(members):
+                return None  # the other filters keep few of this value's rows: gather them
+            want = min(len(members), -(-pool * len(members) // hits))
+            local = parts.scan(tok, q, want)
+            local = local[local < len(members)]
+            kept = local[ok[local]]
+            if len(kept) < min(k, hits):
+                return None  # the other filters drop the nearest rows: too shallow a pool
+            found.append(members[kept])
+        extra = cand & (pstale | ~parts.covered(tokens, n))
+        rows = np.unique(np.concatenate([*found, np.flatnonzero(extra)]))
+        return top_k(rows, self._gather_scores(rows, q), k)
+
+    # -- partitions lifecycle ----------------------------------------------------------------
+    def needs_partitions(self, total: int) -> bool:
+        """Whether per-value partitions should be (re)built: a big space with none, a wider
+        one, or one changed by more than ``rebuild_share`` since."""
+        pol = self.policy
+        if not pol.partition_fields or total <= pol.threshold:
+            return False
+        if self.part_building or self.part_error:
+            return False
+        parts = self.parts
+        if parts is None or parts.dim != self.width:
+            return True
+        return self._pchanges > pol.rebuild_share * max(parts.n, 1)
+
+    @property
+    def part_building(self) -> bool:
+        return self._part_thread is not None and self._part_thread.is_alive()
+
+    def build_partitions(
+        self, members: dict[str, np.ndarray], n: int, lock: threading.RLock, wait: bool
+    ) -> None:
+        """Encode the rows of each value (``members``: token -> rows of the first ``n``
+        catalogue rows) into partitions, in the background or not; queries answer exactly
+        until they are installed."""
+        if self.part_building:
+            return
+        self._ppending = set()
+        self.part_error = None
+        dim = self.width
+        matrix = self.matrix
+
+        def work() -> None:
+            try:
+                parts = Partitions.build(matrix, members, n, dim, self.policy.partition_codes)
+            except Exception as exc:
+                with lock:
+                    self._ppending = None
+                    self.part_error = f"{type(exc).__name__}: {exc}"
+                if wait:
+                    raise
+                log.warning("partition build for space %r failed: %s", self.name, exc)
+                return
+            with lock:
+                stale = np.ones(len(self._pstale), dtype=bool)
+                stale[:n] = False
+                pending = self._ppending or set()
+                if pending:
+                    stale[np.fromiter(pending, dtype=np.int64)] = True
+                self.parts = parts  # before the marks: see _partitioned
+                self._pstale = stale
+                self._pchanges = len(pending)
+                self._ppending = None
+                self.part_builds += 1
+
+        if wait:
+            work()
+        else:
+            self._part_thread = threading.Thread(
+                target=work, name=f"parts-{self.name}", daemon=True
+            )
+            self._part_thread.start()
 
     # -- ANN lifecycle -----------------------------------------------------------------------
     def needs_ann(self, total: int) -> bool:
@@ -312,6 +445,8 @@ class VectorSpace:
         self.matrix = saved.matrix
         self.dims = saved.dims
         self._stale = np.ones(len(saved.dims), dtype=bool)
+        self._pstale = np.ones(len(saved.dims), dtype=bool)
+        self.parts = None
         self.mapped = True
 
     def _remap(self, saved: SavedVectors) -> None:
@@ -341,7 +476,7 @@ class VectorSpace:
         self.adopted_seq = self.graph_seq = seq
 
     def wait(self) -> None:
-        """Block until a background build (if any) has finished."""
-        thread = self._build_thread
-        if thread is not None:
-            thread.join()
+        """Block until background builds (if any) have finished."""
+        for thread in (self._build_thread, self._part_thread):
+            if thread is not None:
+                thread.join()
