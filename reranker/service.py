@@ -18,7 +18,7 @@ from lookalike.engines import Engine
 from lookalike.errors import InvalidInput
 from lookalike.filters import Filter
 from reranker.anchors import QUERY_ANCHOR, RequestVectors, image_sets
-from reranker.engine_plan import engine_page
+from reranker.engine_plan import engine_page, window_space
 from reranker.imagesets import WindowSets, pack, set_scores
 from reranker.request import SPACES, Anchor, RerankRequest
 from reranker.results import Hit, SearchResult
@@ -65,22 +65,12 @@ def _candidates(
         return [c for c in found if c.id not in excluded], False
     # "Sort by similar" / more like this: the nearest products to the weighted mean anchor
     # within the filters (the engine answers exactly for selective filters), then re-scored.
-    space = _window_space(engine, req)
+    space = window_space(engine, req)
     query = req.query_vectors.get(space, req.query_vectors.get("image"))
     centre = vecs.anchor_set(req.anchors, space, query)
     vector = anchor_query(centre.matrix, centre.weights)
     found = engine.knn(vector, need - len(excluded), req.filters, sorted(excluded), space)
     return found, False
-
-
-def _window_space(engine: Engine, req: RerankRequest) -> str:
-    """The space the k-NN window comes from: the image space, or the tuned one when only the
-    tuned weights score (its nearest products, not the raw image's, are the ones it ranks
-    first; a raw query image vector is projected into it by the engine)."""
-    weights = req.effective_weights
-    if weights.get("visual", 0.0) > 0 or weights.get("tuned", 0.0) <= 0:
-        return "image"
-    return "tuned" if engine.projection("tuned") is not None else "image"
 
 
 def score_window(

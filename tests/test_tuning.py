@@ -15,6 +15,7 @@ import pytest
 from indexer.context import IndexContext, build_context
 from indexer.run import index_catalogue
 from lookalike.datasets import convert_dataset
+from lookalike.engines import Engine
 from lookalike.errors import ConfigError
 from lookalike.tuning.train import TuneOptions, TuneReport, tune
 from reranker.evaluation import evaluate_holdout
@@ -112,17 +113,21 @@ def test_the_window_comes_from_the_tuned_space_when_only_it_scores(
 ) -> None:
     """With the raw image weight off, the candidates re-ranked are the tuned space's nearest
     products (the raw image space's nearest are another set)."""
+    ctx, report = tuned
+    _assert_the_window_is_the_tuned_knn(ctx.engine, report.weights)
+
+
+def _assert_the_window_is_the_tuned_knn(engine: Engine, weights: dict[str, float]) -> None:
     from reranker.request import Anchor, RerankRequest
     from reranker.service import run
 
-    ctx, report = tuned
-    anchor = ctx.engine.all_ids()[5]
-    req = RerankRequest(anchors=(Anchor(anchor),), weights={**report.weights}, window=30, k=30)
-    got = {h.id for h in run(ctx.engine, req).hits}
-    centre = ctx.engine.vectors([anchor], "tuned")[anchor]
-    nearest = {c.id for c in ctx.engine.knn(centre, 31, exclude=[anchor], space="tuned")}
-    raw = ctx.engine.vectors([anchor], "image")[anchor]
-    by_image = {c.id for c in ctx.engine.knn(raw, 31, exclude=[anchor], space="image")}
+    anchor = engine.all_ids()[5]
+    req = RerankRequest(anchors=(Anchor(anchor),), weights={**weights}, window=30, k=30)
+    got = {h.id for h in run(engine, req).hits}
+    centre = engine.vectors([anchor], "tuned")[anchor]
+    nearest = {c.id for c in engine.knn(centre, 31, exclude=[anchor], space="tuned")}
+    raw = engine.vectors([anchor], "image")[anchor]
+    by_image = {c.id for c in engine.knn(raw, 31, exclude=[anchor], space="image")}
     assert len(got) == 30 and len(got & nearest) >= 29, (len(got & nearest), len(got & by_image))
     assert len(got & by_image) < len(got & nearest)
 
@@ -170,6 +175,7 @@ def test_tune_on_the_live_opensearch_node(tmp_path: Path) -> None:
         assert engine.vectors(["later"], "tuned")["later"].shape == (128,)
         served = evaluate_holdout(engine, ("category", "color"), 10, 0, report.weights)
         assert served.test == report.test and served.labels["color"].queries > 0
+        _assert_the_window_is_the_tuned_knn(engine, report.weights)  # not pushed down
     finally:
         ctx.engine.close()
 
