@@ -1,4 +1,4 @@
-"""Projections: a stored vector space mapped to a served one by a fitted linear map.
+"""Projections: a stored vector space mapped to a served one by a fitted map.
 
 A projection reads the vectors an engine stores for a *source* space and serves them as its
 *space*: the same name when it replaces how the source is served (a PCA: smaller vectors,
@@ -9,6 +9,9 @@ stored rows, new writes and raw query vectors alike, so every query path sees on
 A projection is fitted on the vectors of one model (``name@version``) and refuses any other
 model's vectors: re-indexing with a new model means fitting again. Its tag
 (``model+kind<dim>-<hash>``) names the projected vectors unambiguously.
+
+The map is affine (a PCA), or has one ReLU hidden layer before it (a learned head, which a
+single matrix cannot express): every engine serves either through :meth:`Projection.apply`.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ def _check_name(what: str, name: str) -> str:
 
 @dataclass(frozen=True, eq=False)
 class Projection:
-    """``apply(x) = unit((x − mean) · weights.T + bias)`` for rows ``x`` of the source model.
+    """``apply(x) = unit((x − mean) · weights.T + bias)`` for rows ``x`` of the source model,
+    or with a hidden layer ``h = relu((x − mean) · hidden_weights.T + hidden_bias)`` in place of
+    ``x − mean`` (then ``weights`` is ``[dim, hidden]``).
 
     ``kind`` says how it was fitted (``pca``, ``head``, ...); ``info`` keeps a few numbers
     about the fit for reports (explained variance, training loss). The output dimension must
@@ -52,27 +57,37 @@ class Projection:
     source: str  # the stored space it reads
     space: str  # the space it serves: ``source`` (in place) or a derived name
     model: str  # the model tag of the source vectors it was fitted on
-    weights: np.ndarray  # [dim, d]
+    weights: np.ndarray  # [dim, d], or [dim, hidden] after a hidden layer
     mean: np.ndarray | None = None  # [d], subtracted first
     bias: np.ndarray | None = None  # [dim], added after the product
     info: Mapping[str, Any] = field(default_factory=dict)
+    hidden_weights: np.ndarray | None = None  # [hidden, d]: the ReLU layer, when there is one
+    hidden_bias: np.ndarray | None = None  # [hidden], only with hidden_weights
 
     def __post_init__(self) -> None:
         _check_name("projection kind", self.kind)
         _check_name("source space", self.source)
         _check_name("space", self.space)
-        w = np.ascontiguousarray(self.weights, dtype=np.float32)
-        if w.ndim != 2 or 0 in w.shape:
-            raise InvalidInput(f"projection weights must be a [dim, d] matrix, got {w.shape}")
-        if w.shape[0] == w.shape[1]:
+        w = _matrix("weights", self.weights)
+        object.__setattr__(self, "weights", w)
+        d = w.shape[1]
+        if self.hidden_weights is not None:
+            h = _matrix("hidden_weights", self.hidden_weights)
+            if h.shape[0] != w.shape[1]:
+                raise InvalidInput(
+                    f"projection weights read {w.shape[1]} values but the hidden layer"
+                    f" gives {h.shape[0]}"
+                )
+            object.__setattr__(self, "hidden_weights", h)
+            d = h.shape[1]
+        elif self.hidden_bias is not None:
+            raise InvalidInput("a projection hidden_bias needs hidden_weights")
+        if w.shape[0] == d:
             raise InvalidInput(
-                f"a projection must change the dimension (got {w.shape[1]} -> {w.shape[0]}):"
+                f"a projection must change the dimension (got {d} -> {w.shape[0]}):"
                 " engines tell raw query vectors from projected ones by their length"
             )
-        if not np.all(np.isfinite(w)):
-            raise InvalidInput("projection weights are not finite")
-        object.__setattr__(self, "weights", w)
-        for name, want in (("mean", w.shape[1]), ("bias", w.shape[0])):
+        for name, want in (("mean", d), ("bias", w.shape[0]), ("hidden_bias", w.shape[1])):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -82,6 +97,11 @@ class Projection:
             object.__setattr__(self, name, arr)
 
     @property
+    def hidden(self) -> int:
+        """Width of the ReLU hidden layer (0: the map is affine)."""
+        return 0 if self.hidden_weights is None else int(self.hidden_weights.shape[0])
+
+    @property
     def dim(self) -> int:
         """Dimensions of the projected vectors."""
         return int(self.weights.shape[0])
@@ -89,7 +109,8 @@ class Projection:
     @property
     def input_dim(self) -> int:
         """Dimensions of the source vectors it reads."""
-        return int(self.weights.shape[1])
+        first = self.weights if self.hidden_weights is None else self.hidden_weights
+        return int(first.shape[1])
 
     @property
     def in_place(self) -> bool:
@@ -99,7 +120,8 @@ class Projection:
     @property
     def tag(self) -> str:
         """The model tag of projected vectors: the source model, the kind and a hash."""
-        parts = [a.tobytes() for a in (self.mean, self.weights, self.bias) if a is not None]
+        arrays = (self.mean, self.weights, self.bias, self.hidden_weights, self.hidden_bias)
+        parts = [a.tobytes() for a in arrays if a is not None]
         digest = hashlib.sha256(b"".join(parts)).hexdigest()
         return f"{self.model}+{self.kind}{self.dim}-{digest[:10]}"
 
@@ -125,6 +147,11 @@ class Projection:
             )
         if self.mean is not None:
             x = x - self.mean
+        if self.hidden_weights is not None:
+            x = x @ self.hidden_weights.T
+            if self.hidden_bias is not None:
+                x = x + self.hidden_bias
+            x = np.maximum(x, 0.0)
         y = x @ self.weights.T
         if self.bias is not None:
             y = y + self.bias
@@ -139,7 +166,7 @@ class Projection:
         def enc(a: np.ndarray | None) -> str | None:
             return None if a is None else base64.b64encode(a.astype("<f4").tobytes()).decode()
 
-        return {
+        out: dict[str, Any] = {
             "kind": self.kind,
             "source": self.source,
             "space": self.space,
@@ -152,6 +179,11 @@ class Projection:
             "info": dict(self.info),
             "tag": self.tag,
         }
+        if self.hidden_weights is not None:  # absent from an affine map's JSON, as before
+            out["hidden"] = self.hidden
+            out["hidden_weights"] = enc(self.hidden_weights)
+            out["hidden_bias"] = enc(self.hidden_bias)
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
@@ -167,15 +199,21 @@ class Projection:
             weights = dec(data["weights"])
             if weights is None:
                 raise ValueError("no weights")
+            hidden = int(data.get("hidden") or 0)
+            hidden_weights = dec(data.get("hidden_weights")) if hidden else None
+            if hidden_weights is not None:
+                hidden_weights = hidden_weights.reshape(hidden, int(data["input_dim"]))
             return cls(
                 kind=data["kind"],
                 source=data["source"],
                 space=data["space"],
                 model=data["model"],
-                weights=weights.reshape(int(data["dim"]), int(data["input_dim"])),
+                weights=weights.reshape(int(data["dim"]), hidden or int(data["input_dim"])),
                 mean=dec(data.get("mean")),
                 bias=dec(data.get("bias")),
                 info=dict(data.get("info") or {}),
+                hidden_weights=hidden_weights,
+                hidden_bias=dec(data.get("hidden_bias")) if hidden else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"a stored projection cannot be read: {exc!r}") from exc
@@ -187,6 +225,15 @@ class Projection:
         except ValueError as exc:
             raise ConfigError(f"a stored projection is not JSON: {exc}") from exc
         return cls.from_dict(data)
+
+
+def _matrix(name: str, value: np.ndarray) -> np.ndarray:
+    m = np.ascontiguousarray(value, dtype=np.float32)
+    if m.ndim != 2 or 0 in m.shape:
+        raise InvalidInput(f"projection {name} must be a 2-d matrix, got {m.shape}")
+    if not np.all(np.isfinite(m)):
+        raise InvalidInput(f"projection {name} are not finite")
+    return m
 
 
 def check_registrable(

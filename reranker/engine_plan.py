@@ -17,6 +17,16 @@ from reranker.anchors import RequestVectors
 from reranker.request import SPACES, RerankRequest
 
 
+def window_space(engine: Engine, req: RerankRequest) -> str:
+    """The space the k-NN window comes from: the image space, or the tuned one when only the
+    tuned weights score (its nearest products, not the raw image's, are the ones it ranks
+    first; a raw query image vector is projected into it by the engine)."""
+    weights = req.effective_weights
+    if weights.get("visual", 0.0) > 0 or weights.get("tuned", 0.0) <= 0:
+        return "image"
+    return "tuned" if engine.projection("tuned") is not None else "image"
+
+
 def _signal(
     vecs: RequestVectors, req: RerankRequest, space: str, weight: float
 ) -> SignalPlan | None:
@@ -34,6 +44,8 @@ def build_plan(vecs: RequestVectors, req: RerankRequest) -> RescorePlan | None:
     if req.explain or req.keyword_norm != "minmax" or not req.has_anchors:
         return None
     if req.image_set.per_image:  # set matching needs every candidate's image vectors
+        return None
+    if window_space(vecs.engine, req) != "image":  # the pushed-down window is the image's k-NN
         return None
     weights = req.effective_weights
     visual = _signal(vecs, req, SPACES["visual"], weights["visual"])

@@ -18,7 +18,7 @@ from lookalike.engines import Engine
 from lookalike.errors import InvalidInput
 from lookalike.filters import Filter
 from reranker.anchors import QUERY_ANCHOR, RequestVectors, image_sets
-from reranker.engine_plan import engine_page
+from reranker.engine_plan import engine_page, window_space
 from reranker.imagesets import WindowSets, pack, set_scores
 from reranker.request import SPACES, Anchor, RerankRequest
 from reranker.results import Hit, SearchResult
@@ -65,9 +65,11 @@ def _candidates(
         return [c for c in found if c.id not in excluded], False
     # "Sort by similar" / more like this: the nearest products to the weighted mean anchor
     # within the filters (the engine answers exactly for selective filters), then re-scored.
-    image = vecs.anchor_set(req.anchors, "image", req.query_vectors.get("image"))
-    vector = anchor_query(image.matrix, image.weights)
-    found = engine.knn(vector, need - len(excluded), req.filters, sorted(excluded), "image")
+    space = window_space(engine, req)
+    query = req.query_vectors.get(space, req.query_vectors.get("image"))
+    centre = vecs.anchor_set(req.anchors, space, query)
+    vector = anchor_query(centre.matrix, centre.weights)
+    found = engine.knn(vector, need - len(excluded), req.filters, sorted(excluded), space)
     return found, False
 
 

@@ -552,6 +552,56 @@ def test_a_derived_space_is_served_from_its_source(engine: Engine) -> None:
     )
 
 
+def test_a_non_linear_derived_space_is_served_everywhere(engine: Engine) -> None:
+    """A head with a ReLU hidden layer: stored rows, later writes and raw queries all go
+    through it, and its k-NN ranks by the cosines of the non-linear map."""
+    _projection_catalogue(engine)
+    ids = engine.all_ids()
+    full = engine.vectors(ids)
+    rng = np.random.default_rng(8)
+    head = Projection(
+        kind="head",
+        source="image",
+        space="tuned",
+        model=IMAGE_MODEL,
+        mean=np.mean([full[p] for p in ids], axis=0),
+        hidden_weights=rng.standard_normal((12, DIM)),
+        hidden_bias=rng.standard_normal(12) * 0.1,
+        weights=rng.standard_normal((6, 12)),
+        bias=rng.standard_normal(6) * 0.1,
+    )
+    engine.set_projection(head)
+    engine.refresh()
+    assert engine.projection("tuned").hidden == 12  # type: ignore[union-attr]
+    tuned = engine.vectors(ids, "tuned")
+    for pid in ids:
+        np.testing.assert_allclose(tuned[pid], head.apply(full[pid])[0], atol=1e-5)
+    affine = Projection(**{**_affine_part(head), "weights": head.weights @ head.hidden_weights})
+    assert not np.allclose(tuned["p07"], affine.apply(full["p07"])[0], atol=1e-3)
+    scores = {p: float(tuned[p] @ tuned["p07"]) for p in ids if p != "p07"}
+    expected = sorted(scores, key=lambda p: -scores[p])[:5]
+    assert [c.id for c in engine.knn(full["p07"], 5, exclude=["p07"], space="tuned")] == expected
+    assert [c.id for c in engine.knn(tuned["p07"], 5, exclude=["p07"], space="tuned")] == expected
+    late = make_doc("late", np.random.default_rng(98))
+    engine.upsert([late])
+    engine.refresh()
+    late_full = engine.stored_vectors(["late"], "image", IMAGE_MODEL)["late"]
+    np.testing.assert_allclose(
+        engine.vectors(["late"], "tuned")["late"], head.apply(late_full)[0], atol=1e-5
+    )
+
+
+def _affine_part(p: Projection) -> dict[str, object]:
+    return {
+        "kind": p.kind,
+        "source": p.source,
+        "space": p.space,
+        "model": p.model,
+        "mean": p.mean,
+        "bias": p.bias,
+    }
+
+
 def test_projections_of_another_model_or_unknown_space_are_refused(engine: Engine) -> None:
     _projection_catalogue(engine, 12)
     with pytest.raises(ProjectionMismatch, match="fit it again"):

@@ -6,6 +6,7 @@ same under a seed, replaces itself on a re-tune and is refused for another model
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 from indexer.context import IndexContext, build_context
 from indexer.run import index_catalogue
 from lookalike.datasets import convert_dataset
+from lookalike.engines import Engine
 from lookalike.errors import ConfigError
 from lookalike.tuning.train import TuneOptions, TuneReport, tune
 from reranker.evaluation import evaluate_holdout
@@ -39,13 +41,28 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[IndexConte
 def test_the_gain_holds_on_held_out_products(tuned: tuple[IndexContext, TuneReport]) -> None:
     ctx, report = tuned
     assert report.products == SLICE and report.test > 300
-    # floors well under what this slice gives (BENCHMARKS.md "Tuned head"), far above raw
-    assert report.after["color"] >= report.before["color"] + 0.10, report
-    assert report.after["category"] >= report.before["category"] - 0.02, report
+    # floors under what this slice gives for seeds 0-2 (colour +0.15 to +0.18, category -0.01
+    # to +0.01: BENCHMARKS.md "Tuned to the catalogue"), far above raw
+    assert report.after["color"] >= report.before["color"] + 0.12, report
+    assert report.after["category"] >= report.before["category"] - 0.015, report
     # the re-ranker, reading the served spaces, scores as the head was trained
     served = evaluate_holdout(ctx.engine, ("category", "color"), 10, 0, report.weights)
     assert served.labels["color"].precision == pytest.approx(report.after["color"], abs=0.03)
     assert served.labels["category"].precision == pytest.approx(report.after["category"], abs=0.03)
+
+
+def test_the_relu_head_keeps_the_category_a_linear_head_gives_up(
+    tuned: tuple[IndexContext, TuneReport],
+) -> None:
+    """The linear head buys colour with category (seeds 0-2 on this slice: 0.018-0.022 below
+    the ReLU head's); the ReLU head, retrained after it, is the same head as before."""
+    ctx, report = tuned
+    linear = tune(ctx.engine, TuneOptions(seed=0, linear=True))
+    assert ctx.engine.projection("tuned").hidden == 0  # type: ignore[union-attr]
+    assert report.after["category"] >= linear.after["category"] + 0.01, (report, linear)
+    assert report.after["color"] >= linear.after["color"] - 0.01, (report, linear)
+    again = tune(ctx.engine, TuneOptions(seed=0))
+    assert again.tags == report.tags
 
 
 def test_every_product_has_tuned_vectors_later_ones_too(
@@ -85,17 +102,34 @@ def test_refused_for_another_models_vectors(tuned: tuple[IndexContext, TuneRepor
     ctx, _ = tuned
     head = ctx.engine.projection("tuned")
     assert head is not None
-    foreign = type(head)(
-        kind=head.kind,
-        source=head.source,
-        space=head.space,
-        model="another-model@1",
-        weights=head.weights,
-        mean=head.mean,
-        bias=head.bias,
-    )
+    assert head.hidden == TuneOptions().hidden  # the default head has its ReLU layer
+    foreign = replace(head, model="another-model@1")
     with pytest.raises(ConfigError, match="fitted on another-model@1"):
         ctx.engine.set_projection(foreign)
+
+
+def test_the_window_comes_from_the_tuned_space_when_only_it_scores(
+    tuned: tuple[IndexContext, TuneReport],
+) -> None:
+    """With the raw image weight off, the candidates re-ranked are the tuned space's nearest
+    products (the raw image space's nearest are another set)."""
+    ctx, report = tuned
+    _assert_the_window_is_the_tuned_knn(ctx.engine, report.weights)
+
+
+def _assert_the_window_is_the_tuned_knn(engine: Engine, weights: dict[str, float]) -> None:
+    from reranker.request import Anchor, RerankRequest
+    from reranker.service import run
+
+    anchor = engine.all_ids()[5]
+    req = RerankRequest(anchors=(Anchor(anchor),), weights={**weights}, window=30, k=30)
+    got = {h.id for h in run(engine, req).hits}
+    centre = engine.vectors([anchor], "tuned")[anchor]
+    nearest = {c.id for c in engine.knn(centre, 31, exclude=[anchor], space="tuned")}
+    raw = engine.vectors([anchor], "image")[anchor]
+    by_image = {c.id for c in engine.knn(raw, 31, exclude=[anchor], space="image")}
+    assert len(got) == 30 and len(got & nearest) >= 29, (len(got & nearest), len(got & by_image))
+    assert len(got & by_image) < len(got & nearest)
 
 
 def test_gap_filling_votes_in_the_tuned_space(tuned: tuple[IndexContext, TuneReport]) -> None:
@@ -141,6 +175,7 @@ def test_tune_on_the_live_opensearch_node(tmp_path: Path) -> None:
         assert engine.vectors(["later"], "tuned")["later"].shape == (128,)
         served = evaluate_holdout(engine, ("category", "color"), 10, 0, report.weights)
         assert served.test == report.test and served.labels["color"].queries > 0
+        _assert_the_window_is_the_tuned_knn(engine, report.weights)  # not pushed down
     finally:
         ctx.engine.close()
 

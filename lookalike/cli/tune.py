@@ -24,6 +24,10 @@ def tune(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split and the training.")] = 0,
     epochs: Annotated[int, typer.Option("--epochs", help="Passes over the training side.")] = 10,
+    linear: Annotated[
+        bool,
+        typer.Option("--linear", help="A linear head (no ReLU): one affine map per space."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Train a head on the stored image and colour vectors from the catalogue's labels and
@@ -33,7 +37,9 @@ def tune(
     from lookalike.engines import open_engine
     from lookalike.tuning.train import TuneOptions, tune
 
-    options = TuneOptions(labels=tuple(labels or ("category", "color")), seed=seed, epochs=epochs)
+    options = TuneOptions(
+        labels=tuple(labels or ("category", "color")), seed=seed, epochs=epochs, linear=linear
+    )
     with (
         errors(),
         open_engine(Settings()) as engine,

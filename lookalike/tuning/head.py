@@ -1,10 +1,11 @@
-"""The tuned head: one linear tower per stored space, each served as a Projection.
+"""The tuned head: one two-layer tower per stored space, each served as a Projection.
 
-A tower is two linear layers without a non-linearity between them (``in -> hidden -> out``):
-they train better than one wide matrix on a few thousand products (the bottleneck is a
-low-rank prior) and still collapse into one linear map, so the engines serve each tower as a
-:class:`~lookalike.projections.Projection` of its stored space: ``image -> tuned`` and
+A tower is two linear layers with a ReLU between them (``in -> hidden -> out``), served as a
+:class:`~lookalike.projections.Projection` with a hidden layer: ``image -> tuned`` and
 ``color -> tuned_color``, applied to stored vectors, later writes and raw query vectors alike.
+The ReLU is what lets one head agree on kind and on colour at once (a linear head trades one
+for the other, BENCHMARKS.md); ``linear=True`` drops it, and the two layers collapse into one
+affine map (``W = W2 W1``).
 
 The head's vector is ``[√m_1 t_1, √m_2 t_2] / √Σm`` for unit tower outputs ``t_i`` and mix
 weights ``m_i``: a unit vector whose cosine to another is ``Σ m_i cos(t_i, t_i') / Σm``, which
@@ -30,24 +31,40 @@ SERVED = {"image": "tuned", "color": "tuned_color"}  # source space -> the space
 
 
 class Tower(nn.Module):
-    """``x -> W2 (W1 (x - mean) + b1) + b2``, unit length."""
+    """``x -> W2 relu(W1 (x - mean) + b1) + b2``, unit length (no ReLU when ``linear``)."""
 
-    def __init__(self, mean: np.ndarray, hidden: int, out: int) -> None:
+    def __init__(self, mean: np.ndarray, hidden: int, out: int, linear: bool = False) -> None:
         super().__init__()
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
         self.first = nn.Linear(len(mean), hidden)
         self.second = nn.Linear(hidden, out)
+        self.linear = linear
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean: torch.Tensor = self.mean  # type: ignore[assignment]
-        return nn.functional.normalize(self.second(self.first(x - mean)), dim=1)
+        h = self.first(x - mean)
+        return nn.functional.normalize(self.second(h if self.linear else torch.relu(h)), dim=1)
 
     def projection(self, source: str, model: str, info: Mapping[str, Any]) -> Projection:
-        """The two layers as one linear map ``W = W2 W1``, ``b = W2 b1 + b2`` (float64 product)."""
+        """The tower as the projection serving ``SERVED[source]``: both layers with the ReLU,
+        or, when linear, one map ``W = W2 W1``, ``b = W2 b1 + b2`` (float64 product)."""
+        mean: torch.Tensor = self.mean  # type: ignore[assignment]
+        if not self.linear:
+            return Projection(
+                kind=KIND,
+                source=source,
+                space=SERVED[source],
+                model=model,
+                weights=self.second.weight.detach().numpy().copy(),
+                bias=self.second.bias.detach().numpy().copy(),
+                mean=mean.detach().numpy().copy(),
+                hidden_weights=self.first.weight.detach().numpy().copy(),
+                hidden_bias=self.first.bias.detach().numpy().copy(),
+                info=dict(info),
+            )
         w1 = self.first.weight.detach().double()
         w2 = self.second.weight.detach().double()
         b = w2 @ self.first.bias.detach().double() + self.second.bias.detach().double()
-        mean: torch.Tensor = self.mean  # type: ignore[assignment]
         return Projection(
             kind=KIND,
             source=source,
@@ -73,9 +90,12 @@ class Head(nn.Module):
         out: Sequence[int],
         classes: Sequence[int],
         scale: float,
+        linear: bool = False,
     ) -> None:
         super().__init__()
-        self.towers = nn.ModuleList([Tower(m, hidden, d) for m, d in zip(means, out, strict=True)])
+        self.towers = nn.ModuleList(
+            [Tower(m, hidden, d, linear) for m, d in zip(means, out, strict=True)]
+        )
         total = float(sum(mix))
         self.register_buffer("root_mix", torch.tensor([(m / total) ** 0.5 for m in mix]))
         width = sum(out)

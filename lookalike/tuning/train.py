@@ -42,6 +42,7 @@ class TuneOptions:
     batch: int = 256
     weight_decay: float = 0.05
     k: int = 10  # the cut-off of the before/after precision
+    linear: bool = False  # no ReLU between a tower's layers: one affine map per space
 
 
 @dataclass
@@ -109,7 +110,8 @@ def fit(
     classes = [int(c.max()) + 1 for c in codes]
     dims = [options.dim, options.color_dim][: len(xs)]
     mix = [1.0, options.color_mix][: len(xs)]
-    head = Head([x.mean(axis=0) for x in xs], mix, options.hidden, dims, classes, options.scale)
+    means = [x.mean(axis=0) for x in xs]
+    head = Head(means, mix, options.hidden, dims, classes, options.scale, options.linear)
     opt = torch.optim.AdamW(head.parameters(), lr=options.lr, weight_decay=options.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, options.epochs))
     xt = [torch.as_tensor(x, dtype=torch.float32) for x in xs]
@@ -176,7 +178,12 @@ def tune(
         )
     finally:
         torch.set_num_threads(threads)
-    info = {"labels": list(options.labels), "seed": options.seed, "loss": loss}
+    info = {
+        "labels": list(options.labels),
+        "seed": options.seed,
+        "loss": loss,
+        "linear": options.linear,
+    }
     towers: list[Tower] = list(head.towers)  # type: ignore[arg-type]
     projections = [
         tower.projection(space, models[space], {**info, "mix": mix})

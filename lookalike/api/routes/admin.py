@@ -43,6 +43,7 @@ class TuneIn(BaseModel):
     )
     seed: int = Field(0, ge=0, le=2**31 - 1)
     epochs: int = Field(10, ge=1, le=200)
+    linear: bool = Field(False, description="A linear head, no ReLU (`lookalike tune --linear`).")
 
 
 class JobOut(BaseModel):
@@ -109,7 +110,9 @@ def _tune(request: Request, body: TuneIn) -> dict[str, Any]:
     """Train the head on the serving engine's stored vectors; it serves ``tuned`` at once."""
     from lookalike.tuning.train import TuneOptions, tune
 
-    options = TuneOptions(labels=tuple(body.labels), seed=body.seed, epochs=body.epochs)
+    options = TuneOptions(
+        labels=tuple(body.labels), seed=body.seed, epochs=body.epochs, linear=body.linear
+    )
     return tune(serving(request.app).engine, options).to_dict()
 
 
