@@ -82,6 +82,14 @@ def test_eval_bars(env: None) -> None:
     assert done == total and 0 < total < 36  # the test side of the split
 
 
+def test_tune_bar(tmp_path: Path, model_env: Path) -> None:
+    catalogue = write_catalogue(tmp_path / "cat", make_records(12))  # its own: tune writes
+    assert runner.invoke(app, ["index", str(catalogue), "--workers", "1"]).exit_code == 0
+    result = runner.invoke(app, ["tune", "--label", "category", "--epochs", "2"])
+    assert result.exit_code == 0, result.output
+    assert bar(result.output, "tuning") == (2, 2)
+
+
 def test_reindex_bar(tmp_path: Path, model_env: Path) -> None:
     catalogue = write_catalogue(tmp_path / "cat", make_records(5))
     assert runner.invoke(app, ["index", str(catalogue), "--workers", "1"]).exit_code == 0

@@ -198,6 +198,7 @@ def test_tune_over_http_as_an_admin_job(tmp_path: Path) -> None:
         assert started.json()["kind"] == "tune"
         state = poll(c, started.json()["id"], timeout=120)
         assert state["state"] == "SUCCESS", state
+        assert (state["done"], state["total"]) == (3, 3)  # the epochs, as `lookalike tune` bars
         weights = state["result"]["weights"]
         params = {f"w_{name}": value for name, value in weights.items()}
         answer = c.get("/products/p0/similar", params={"k": 3, "explain": True, **params})

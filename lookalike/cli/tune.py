@@ -32,8 +32,7 @@ def tune(
 ) -> None:
     """Train a head on the stored image and colour vectors from the catalogue's labels and
     serve it as the spaces tuned and tuned_color (no image re-embedded)."""
-    from tqdm import tqdm
-
+    from lookalike.cli.progress import Bar
     from lookalike.engines import open_engine
     from lookalike.tuning.train import TuneOptions, tune
 
@@ -43,14 +42,9 @@ def tune(
     with (
         errors(),
         open_engine(Settings()) as engine,
-        tqdm(total=epochs, unit="epoch", desc="tuning", disable=as_json) as bar,
+        Bar("epoch", disable=as_json) as bar,
     ):
-
-        def step(epoch: int, loss: float) -> None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}")
-
-        report = tune(engine, options, step)
+        report = tune(engine, options, bar)
     if as_json:
         emit_json(report.to_dict())
         return

@@ -12,7 +12,7 @@ torch generator for the initialisation and the batches, a fixed thread count).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -21,11 +21,11 @@ import torch
 from lookalike import holdout
 from lookalike.engines import Engine
 from lookalike.errors import InvalidInput
+from lookalike.progress import Progress
 from lookalike.tuning.head import SERVED, Head, Tower
 
 SOURCES = ("image", "color")  # the stored spaces the head reads (colour when indexed)
 THREADS = 2
-Progress = Callable[[int, float], None]  # (epoch done, mean training loss)
 
 
 @dataclass
@@ -118,7 +118,9 @@ def fit(
     yt = [torch.as_tensor(c) for c in codes]
     loss_fn = torch.nn.CrossEntropyLoss(ignore_index=-1)
     mean_loss = 0.0
-    for epoch in range(options.epochs):
+    progress = progress or Progress()
+    progress.stage("tuning", options.epochs)
+    for _ in range(options.epochs):
         order = torch.randperm(len(xt[0]), generator=generator)
         total, batches = 0.0, 0
         for start in range(0, len(order), options.batch):
@@ -133,8 +135,8 @@ def fit(
             batches += 1
         sched.step()
         mean_loss = total / max(1, batches)
-        if progress is not None:
-            progress(epoch + 1, mean_loss)
+        progress.advance()
+    progress.finish()
     return head, mean_loss
 
 

@@ -106,14 +106,14 @@ def start_reindex(request: Request, body: ReindexIn) -> Any:
     return JobOut(id=job.id, kind=job.kind, state=job.state, **_counts(job.progress.snapshot()))
 
 
-def _tune(request: Request, body: TuneIn) -> dict[str, Any]:
+def _tune(request: Request, body: TuneIn, progress: Progress) -> dict[str, Any]:
     """Train the head on the serving engine's stored vectors; it serves ``tuned`` at once."""
     from lookalike.tuning.train import TuneOptions, tune
 
     options = TuneOptions(
         labels=tuple(body.labels), seed=body.seed, epochs=body.epochs, linear=body.linear
     )
-    return tune(serving(request.app).engine, options).to_dict()
+    return tune(serving(request.app).engine, options, progress).to_dict()
 
 
 @router.post("/admin/tune", response_model=JobOut, status_code=202)
@@ -121,7 +121,7 @@ def start_tune(request: Request, body: TuneIn) -> Any:
     """Learn the catalogue's similarity from its labels in the background (`lookalike tune`);
     GET /jobs/{id} gives the held-out P@10 before and after and the weights to query with.
     One tune at a time (409 while one runs)."""
-    job = local_jobs(request).start("tune", lambda progress: _tune(request, body))
+    job = local_jobs(request).start("tune", lambda progress: _tune(request, body, progress))
     return JobOut(id=job.id, kind=job.kind, state=job.state, **_counts(job.progress.snapshot()))
 
 
