@@ -138,3 +138,24 @@ def indexed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     report = index_catalogue(catalogue, ctx)
     ctx.engine.close()
     return {"settings": settings, "records": records, "report": report, "data_dir": root / "data"}
+
+
+@pytest.fixture
+def indexed_env(monkeypatch: pytest.MonkeyPatch, indexed: dict[str, object]) -> None:
+    """The environment of a CLI run over the shared indexed catalogue (read-only commands)."""
+    settings = indexed["settings"]
+    monkeypatch.setenv("LOOKALIKE_DATA_DIR", str(settings.data_dir))  # type: ignore[attr-defined]
+    monkeypatch.setenv("LOOKALIKE_IMAGE_MODEL", settings.image_model)  # type: ignore[attr-defined]
+    monkeypatch.setenv("LOOKALIKE_IMAGE_TENSOR", "GlobalPool")
+    monkeypatch.setenv("LOOKALIKE_TEXT_MODEL", "none")
+
+
+def served_env(settings: object, **extra: str) -> dict[str, str]:
+    """The environment of a real ``lookalike serve`` over ``settings``' data, without text."""
+    return dict(
+        os.environ,
+        LOOKALIKE_DATA_DIR=str(settings.data_dir),  # type: ignore[attr-defined]
+        LOOKALIKE_IMAGE_MODEL=settings.image_model,  # type: ignore[attr-defined]
+        LOOKALIKE_TEXT_MODEL="none",
+        **extra,
+    )

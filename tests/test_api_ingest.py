@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,9 +92,10 @@ def test_deletes(inline_client: tuple[TestClient, list[dict[str, Any]]]) -> None
     assert {"p3", "p4", "p5"}.isdisjoint(h["id"] for h in hits)
 
 
-@pytest.mark.slow
-def test_queued_ingest_through_a_real_worker(tmp_path: Path) -> None:
-    records = api_records(tmp_path / "catalogue", 30)
+@contextmanager
+def queued_api(tmp_path: Path, batch_size: int) -> Iterator[TestClient]:
+    """The API queueing ingest batches of ``batch_size`` for one real Celery worker (its own
+    Redis database; the worker's log is ``tmp_path/worker.log``)."""
     with private_broker() as broker:
         data = tmp_path / "data"
         worker = Worker(
@@ -105,27 +107,38 @@ def test_queued_ingest_through_a_real_worker(tmp_path: Path) -> None:
         )
         try:
             settings = keyed_settings(
-                data, tmp_path / "catalogue", ingest_mode="queue", redis_url=broker, batch_size=10
+                data,
+                tmp_path / "catalogue",
+                ingest_mode="queue",
+                redis_url=broker,
+                batch_size=batch_size,
             )
             with TestClient(create_app(settings)) as c:
-                response = c.post("/products", json=[*records, {"id": "x"}], headers=WRITE)
-                assert response.status_code == 202, response.text
-                body = response.json()
-                assert body["accepted"] == 30 and len(body["jobs"]) == 3
-                assert [r["id"] for r in body["rejected"]] == ["x"]
-                for job in body["jobs"]:
-                    state = poll(c, job, timeout=120)
-                    assert state["state"] == "SUCCESS", (
-                        state,
-                        (tmp_path / "worker.log").read_text()[-2000:],
-                    )
-                    assert state["kind"] == "index_batch" and state["result"]["inserted"] == 10
-                assert c.get("/health").json()["products"] == 30
-                assert c.get("/products/p29").json()["images"][0]["error"] is None
-                hits = c.get("/products/p0/similar", params={"k": 5}).json()["hits"]
-                assert len(hits) == 5
+                yield c
         finally:
             worker.stop()
+
+
+@pytest.mark.slow
+def test_queued_ingest_through_a_real_worker(tmp_path: Path) -> None:
+    records = api_records(tmp_path / "catalogue", 30)
+    with queued_api(tmp_path, batch_size=10) as c:
+        response = c.post("/products", json=[*records, {"id": "x"}], headers=WRITE)
+        assert response.status_code == 202, response.text
+        body = response.json()
+        assert body["accepted"] == 30 and len(body["jobs"]) == 3
+        assert [r["id"] for r in body["rejected"]] == ["x"]
+        for job in body["jobs"]:
+            state = poll(c, job, timeout=120)
+            assert state["state"] == "SUCCESS", (
+                state,
+                (tmp_path / "worker.log").read_text()[-2000:],
+            )
+            assert state["kind"] == "index_batch" and state["result"]["inserted"] == 10
+        assert c.get("/health").json()["products"] == 30
+        assert c.get("/products/p29").json()["images"][0]["error"] is None
+        hits = c.get("/products/p0/similar", params={"k": 5}).json()["hits"]
+        assert len(hits) == 5
 
 
 @pytest.mark.slow

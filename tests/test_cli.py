@@ -15,12 +15,8 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, indexed: dict[str, object]) -> None:
-    settings = indexed["settings"]
-    monkeypatch.setenv("LOOKALIKE_DATA_DIR", str(settings.data_dir))  # type: ignore[attr-defined]
-    monkeypatch.setenv("LOOKALIKE_IMAGE_MODEL", settings.image_model)  # type: ignore[attr-defined]
-    monkeypatch.setenv("LOOKALIKE_IMAGE_TENSOR", "GlobalPool")
-    monkeypatch.setenv("LOOKALIKE_TEXT_MODEL", "none")
+def env(indexed_env: None) -> None:
+    """CLI runs over the shared indexed catalogue."""
 
 
 def test_similar_json_matches_api_shape(env: None) -> None:

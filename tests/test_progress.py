@@ -30,12 +30,8 @@ def bar(output: str, name: str) -> tuple[int, int]:
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, indexed: dict[str, object]) -> None:
-    settings = indexed["settings"]
-    monkeypatch.setenv("LOOKALIKE_DATA_DIR", str(settings.data_dir))  # type: ignore[attr-defined]
-    monkeypatch.setenv("LOOKALIKE_IMAGE_MODEL", settings.image_model)  # type: ignore[attr-defined]
-    monkeypatch.setenv("LOOKALIKE_IMAGE_TENSOR", "GlobalPool")
-    monkeypatch.setenv("LOOKALIKE_TEXT_MODEL", "none")
+def env(indexed_env: None) -> None:
+    """CLI runs over the shared indexed catalogue."""
 
 
 def test_index_bar_knows_the_catalogue_length(tmp_path: Path, model_env: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import time
 
 import httpx
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, served_env
 
 
 def free_port() -> int:
@@ -22,12 +21,7 @@ def free_port() -> int:
 def test_serve_answers_health_similar_and_docs(indexed: dict[str, object]) -> None:
     settings = indexed["settings"]
     port = free_port()
-    env = dict(
-        os.environ,
-        LOOKALIKE_DATA_DIR=str(settings.data_dir),  # type: ignore[attr-defined]
-        LOOKALIKE_IMAGE_MODEL=settings.image_model,  # type: ignore[attr-defined]
-        LOOKALIKE_TEXT_MODEL="none",
-    )
+    env = served_env(settings)
     proc = subprocess.Popen(
         [
             sys.executable,

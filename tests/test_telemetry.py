@@ -21,7 +21,7 @@ from lookalike.settings import get_settings
 from lookalike.telemetry import INGEST_KEY, JsonFormatter, RequestIdFilter, request_id
 from tests.conftest import make_records, write_catalogue
 from tests.helpers_api import READ, WRITE, api_records, keyed_settings
-from tests.test_reliability_support import Worker, private_broker, worker_env
+from tests.test_reliability_support import private_broker
 
 TELEMETRY_DB = 11  # a Redis database of its own: no other test pushes counters there
 NO_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
@@ -184,33 +184,18 @@ def test_celery_sends_task_events_for_flower() -> None:
 
 @pytest.mark.slow
 def test_a_workers_counts_reach_the_apis_metrics(tmp_path: Path) -> None:
-    records = api_records(tmp_path / "catalogue", 12)
-    with private_broker() as broker:
-        data = tmp_path / "data"
-        worker = Worker(
-            "indexer.celery_app",
-            "lookalike",
-            worker_env(broker, data, visibility=60),
-            tmp_path / "worker.log",
-            concurrency=1,
-        )
-        try:
-            settings = keyed_settings(
-                data, tmp_path / "catalogue", ingest_mode="queue", redis_url=broker, batch_size=6
-            )
-            with TestClient(create_app(settings)) as c:
-                body = c.post("/products", json=records, headers=WRITE).json()
-                assert len(body["jobs"]) == 2
-                from tests.test_api_ingest import poll
+    from tests.test_api_ingest import poll, queued_api
 
-                for job in body["jobs"]:
-                    state = poll(c, job, timeout=120)
-                    log = (tmp_path / "worker.log").read_text()[-2000:]
-                    assert state["state"] == "SUCCESS", log
-                    assert state["done"] == state["total"] == 6  # the job's done/total
-                samples = scrape(c)
-        finally:
-            worker.stop()
+    records = api_records(tmp_path / "catalogue", 12)
+    with queued_api(tmp_path, batch_size=6) as c:
+        body = c.post("/products", json=records, headers=WRITE).json()
+        assert len(body["jobs"]) == 2
+        for job in body["jobs"]:
+            state = poll(c, job, timeout=120)
+            log = (tmp_path / "worker.log").read_text()[-2000:]
+            assert state["state"] == "SUCCESS", log
+            assert state["done"] == state["total"] == 6  # the job's done/total
+        samples = scrape(c)
     worker_role = {"role": "worker"}
     assert (
         value(samples, "lookalike_ingest_products_total", **worker_role, outcome="inserted") == 12
@@ -222,26 +207,18 @@ def test_a_workers_counts_reach_the_apis_metrics(tmp_path: Path) -> None:
 
 def test_lookalike_serve_is_scraped_and_logs_json(indexed: dict[str, object]) -> None:
     """The real server: Prometheus' parser reads its /metrics; its logs are JSON lines."""
-    import os
     import subprocess
     import sys
     import time
 
     import httpx
 
-    from tests.conftest import ROOT
+    from tests.conftest import ROOT, served_env
     from tests.test_serve import free_port
 
     settings = indexed["settings"]
     port = free_port()
-    env = dict(
-        os.environ,
-        LOOKALIKE_DATA_DIR=str(settings.data_dir),  # type: ignore[attr-defined]
-        LOOKALIKE_IMAGE_MODEL=settings.image_model,  # type: ignore[attr-defined]
-        LOOKALIKE_TEXT_MODEL="none",
-        LOOKALIKE_LOG_FORMAT="json",
-        REDIS_URL=NO_REDIS,
-    )
+    env = served_env(settings, LOOKALIKE_LOG_FORMAT="json", REDIS_URL=NO_REDIS)
     command = [sys.executable, "-m", "lookalike.cli", "serve", "--port", str(port)]
     proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)  # fmt: skip
