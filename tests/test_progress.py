@@ -129,7 +129,7 @@ def test_reindex_over_http_reports_done_and_total(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_index_queue_wait_shows_the_jobs_bar(tmp_path: Path) -> None:
+def test_index_queue_wait_shows_the_jobs_bar(tmp_path: Path, mobilenet_path: Path) -> None:
     import subprocess
     import sys
 
