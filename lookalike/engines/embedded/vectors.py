@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +50,17 @@ class AnnPolicy:
 def part_pool(k: int) -> int:
     """How many of a partition's best codes are re-scored exactly for a top-``k``."""
     return max(PART_POOL, k + k // 2)
+
+
+def start_build(name: str, work: Callable[[], None], wait: bool) -> threading.Thread | None:
+    """Run a build now (``wait``: its errors raise) or in a daemon thread, which is returned:
+    the graph and the partitions are built the same way, queries answering exactly meanwhile."""
+    if wait:
+        work()
+        return None
+    thread = threading.Thread(target=work, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 def top_k(rows: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -331,13 +342,7 @@ class VectorSpace:
                 self._ppending = None
                 self.part_builds += 1
 
-        if wait:
-            work()
-        else:
-            self._part_thread = threading.Thread(
-                target=work, name=f"parts-{self.name}", daemon=True
-            )
-            self._part_thread.start()
+        self._part_thread = start_build(f"parts-{self.name}", work, wait)
 
     # -- ANN lifecycle -----------------------------------------------------------------------
     def needs_ann(self, total: int) -> bool:
@@ -423,11 +428,7 @@ class VectorSpace:
                     with lock:
                         self._remap(mapped)
 
-        if wait:
-            work()
-        else:
-            self._build_thread = threading.Thread(target=work, name=f"ann-{self.name}", daemon=True)
-            self._build_thread.start()
+        self._build_thread = start_build(f"ann-{self.name}", work, wait)
 
     def _install(self, index: AnnIndex, rows: np.ndarray) -> None:
         stale = np.ones(len(self._stale), dtype=bool)
