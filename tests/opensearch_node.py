@@ -163,6 +163,20 @@ class LocalNode:
         [[shard]] = index["shards"].values()
         return int(shard["seq_no"]["max_seq_no"]) + 1
 
+    def seq_no_holes(self, index: str) -> dict[str, Any]:
+        """Where the products' sequence numbers leave holes (a product's earlier write, or a
+        no-op a restarted node filled a gap with), and each primary term's share: the
+        diagnosis when :meth:`write_operations` differs from the product count."""
+        http("POST", f"{self.url}/{index}/_refresh", timeout=5)
+        body = {"size": 10000, "_source": False, "seq_no_primary_term": True}
+        hits = http("POST", f"{self.url}/{index}/_search", body, timeout=10)["hits"]["hits"]
+        seqs = {int(h["_seq_no"]) for h in hits}
+        holes = sorted(set(range(max(seqs, default=-1) + 1)) - seqs)
+        terms: dict[int, int] = {}
+        for h in hits:
+            terms[int(h["_primary_term"])] = terms.get(int(h["_primary_term"]), 0) + 1
+        return {"holes": holes, "docs_per_primary_term": terms}
+
     def write_rejections(self) -> int:
         """The write thread pool's rejected count (429s) since the node started."""
         stats = http("GET", f"{self.url}/_nodes/_local/stats/thread_pool", timeout=5)
