@@ -29,25 +29,25 @@ class RequestVectors:
         self.engine = engine
         self.named = list(dict.fromkeys([a.id for a in anchors] + [n.id for n in negatives]))
         self._reads: dict[str, tuple[list[str], np.ndarray]] = {}
+        self._found: dict[str, dict[str, np.ndarray]] = {}
         self._checked = False
 
     def read(self, space: str, window: Sequence[str] = ()) -> None:
         """Read a space for the named products and ``window`` (once; later calls are free)."""
         if space not in self._reads:
             ids = list(dict.fromkeys([*window, *self.named]))
-            self._reads[space] = (ids, self.engine.vector_matrix(ids, space))
+            matrix = self.engine.vector_matrix(ids, space)
+            self._reads[space] = (ids, matrix)
+            named = set(self.named)  # their rows found once per space, not once per use
+            where = {pid: n for n, pid in enumerate(ids) if pid in named}
+            self._found[space] = {
+                pid: matrix[where[pid]] for pid in self.named if matrix[where[pid]].any()
+            }
 
     def found(self, space: str) -> dict[str, np.ndarray]:
         """The named products' vectors of a space (those that have one)."""
         self.read(space)
-        ids, matrix = self._reads[space]
-        row = {pid: n for n, pid in enumerate(ids)}
-        out = {}
-        for pid in self.named:
-            vec = matrix[row[pid]]
-            if vec.any():
-                out[pid] = vec
-        return out
+        return self._found[space]
 
     def window(self, space: str, ids: Sequence[str]) -> np.ndarray:
         """The window's vectors as one matrix (zero rows without one): from the space's read

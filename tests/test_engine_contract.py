@@ -407,6 +407,29 @@ def test_text_space_vectors(engine: Engine) -> None:
     assert engine.knn(docs[2].vectors["text"], 3, space="no-such-space") == []
 
 
+def test_vector_matrix_follows_writes_between_equal_reads(engine: Engine) -> None:
+    """The same ids read again after a write (the embedded engine remembers the rows of the
+    last ids it read) show the new product, the changed vector and the deletion."""
+    rng = np.random.default_rng(15)
+    docs = [make_doc(f"p{i}", rng) for i in range(3)]
+    engine.upsert(docs[:2])
+    engine.refresh()
+    ids = ["p0", "p1", "p2"]
+    first = engine.vector_matrix(ids, "text")
+    assert first.shape[0] == 3 and not first[2].any()  # p2 not written yet
+    np.testing.assert_allclose(
+        engine.vector_matrix(ids, "text")[0], docs[0].vectors["text"], atol=1e-6
+    )
+    changed = make_doc("p0", rng)
+    engine.upsert([changed, docs[2]])
+    engine.delete(["p1"])
+    engine.refresh()
+    again = engine.vector_matrix(ids, "text")
+    np.testing.assert_allclose(again[0], changed.vectors["text"], atol=1e-6)
+    assert not again[1].any()
+    np.testing.assert_allclose(again[2], docs[2].vectors["text"], atol=1e-6)
+
+
 def test_image_vectors_are_per_image_sets(engine: Engine) -> None:
     rng = np.random.default_rng(15)
     a = make_doc("a", rng, n_images=3)

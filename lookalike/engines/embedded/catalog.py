@@ -151,6 +151,8 @@ class Catalog:
         rows[rows >= self.n] = 0
         ok = known[rows] == ords if self.n else np.zeros(len(ords), dtype=bool)
         ids = self.ids
+        if ok.all():  # the usual case: every hit is known (about 0.2 us an id less)
+            return [ids[r] for r in rows.tolist()]
         pairs = zip(rows.tolist(), ok.tolist(), strict=True)
         return [ids[r] if good else None for r, good in pairs]
 

@@ -287,15 +287,15 @@ class KeywordIndex:
                             (tantivy.Occur.Must, tantivy.Query.const_score_query(fq, 0.0)),
                         ]
                     )
-                hits = [(float(sc), a) for sc, a in searcher.search(tq, limit, count=False).hits]
+                hits = searcher.search(tq, limit, count=False).hits
                 ords = [] if resolve is None else self._ords(searcher, [a for _, a in hits])
             ids = resolve(np.asarray(ords, dtype=np.int64)) if resolve and ords else []
             if len(ids) != len(hits):
                 ids = [None] * len(hits)
-            out = []
-            for (sc, a), pid in zip(hits, ids, strict=True):
-                out.append(Candidate(self._id(searcher, a) if pid is None else pid, sc))
-            return out
+            return [
+                Candidate(self._id(searcher, a) if pid is None else pid, float(sc))
+                for (sc, a), pid in zip(hits, ids, strict=True)
+            ]
 
     @staticmethod
     def _ords(searcher: tantivy.Searcher, addresses: list[tantivy.DocAddress]) -> list[int]:
