@@ -603,6 +603,10 @@ class VectorSpace:
 
     def wait(self) -> None:
         """Block until background builds (if any) have finished."""
-        for thread in (self._build_thread, self._part_thread, self._delta_thread):
-            if thread is not None:
+        while True:  # a graph install starts the delta thread: look again after joining
+            threads = (self._build_thread, self._part_thread, self._delta_thread)
+            alive = [t for t in threads if t is not None and t.is_alive()]
+            if not alive:
+                return
+            for thread in alive:
                 thread.join()
