@@ -40,6 +40,17 @@ def pct(xs: list[float], p: float) -> float:
     return float(np.percentile(np.array(xs) * 1e3, p))
 
 
+def delta_mib(space: VectorSpace) -> float:
+    """Codes plus neighbour lists of the delta graph (what it holds privately), MiB."""
+    delta = space.delta
+    if delta is None:
+        return 0.0
+    index = delta.index
+    codes = faiss.downcast_index(index.storage).codes.size()
+    links = index.hnsw.neighbors.size() * 4 + index.hnsw.levels.size() * 4
+    return (codes + links + delta.rows.nbytes + delta.valid.nbytes) / 2**20
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200_000)
@@ -67,7 +78,7 @@ def main() -> None:
     changed: list[int] = []
     done = 0
     header = (
-        "| stale rows (share) | delta entries (valid) | delta adds | filter | "
+        "| stale rows (share) | delta entries (valid), MiB | delta adds | filter | "
         "exact-scan path p50 / p95 | delta p50 / p95 | recall@50 exact path / delta |"
     )
     print(header)
@@ -115,7 +126,8 @@ def main() -> None:
                         space.delta = saved
                         recall[path].append(len(truth & set(got.tolist())) / K)
             print(
-                f"| {stale:,} ({stale / n:.2%}) | {delta.size:,} ({delta.live:,}) | "
+                f"| {stale:,} ({stale / n:.2%}) | {delta.size:,} ({delta.live:,}), "
+                f"{delta_mib(space):.1f} | "
                 f"{add_s:.2f} s ({todo / max(add_s, 1e-9):,.0f} rows/s) | {label} | "
                 f"{pct(times['exact'], 50):.2f} / {pct(times['exact'], 95):.2f} ms | "
                 f"{pct(times['delta'], 50):.2f} / {pct(times['delta'], 95):.2f} ms | "
