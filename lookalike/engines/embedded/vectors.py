@@ -97,6 +97,7 @@ class VectorSpace:
         self._delta_label: dict[int, int] = {}  # row -> its newest delta label
         self._delta_todo: dict[int, None] = {}  # rows to add to the delta, oldest first
         self._delta_thread: threading.Thread | None = None
+        self._delta_busy = False  # a delta thread is adding (cleared as it finds no more)
         self.delta_error: str | None = None
         self._changes_since_build = 0
         self._pending: set[int] | None = None  # rows changed while a build runs
@@ -389,17 +390,14 @@ class VectorSpace:
             if self._changes_since_build < self.policy.delta_min_rows:
                 return
             self._start_delta(ann)
-        if not self._delta_todo or self.delta_updating:
+        if not self._delta_todo or self._delta_busy:
             return
         if self.policy.background:
+            self._delta_busy = True
             self._delta_thread = start_build(f"delta-{self.name}", self._delta_work, False)
         else:
             while self._delta_todo and self._delta_step():
                 pass
-
-    @property
-    def delta_updating(self) -> bool:
-        return self._delta_thread is not None and self._delta_thread.is_alive()
 
     def _start_delta(self, ann: AnnIndex) -> None:
         """A fresh delta waiting for every stale row with a vector."""
@@ -434,6 +432,7 @@ class VectorSpace:
         with self.lock:
             delta = self.delta
             if delta is None or not self._delta_todo:
+                self._delta_busy = False  # under the lock: a later sync starts a new thread
                 return False
             take = list(islice(self._delta_todo, DELTA_CHUNK))
             for row in take:
@@ -447,6 +446,7 @@ class VectorSpace:
         except EngineError as exc:
             with self.lock:
                 self.delta_error = str(exc)
+                self._delta_busy = False
                 if self.delta is delta:
                     self._reset_delta()
             log.warning("delta graph of space %r failed: %s", self.name, exc)
@@ -461,8 +461,14 @@ class VectorSpace:
         return True
 
     def _delta_work(self) -> None:
-        while self._delta_step():
-            pass
+        try:
+            while self._delta_step():
+                pass
+        except Exception as exc:  # the rows waiting stay exact: safe, only slower
+            with self.lock:
+                self.delta_error = f"{type(exc).__name__}: {exc}"
+                self._delta_busy = False
+            log.warning("delta graph of space %r failed: %s", self.name, exc)
 
     # -- ANN lifecycle -----------------------------------------------------------------------
     def needs_ann(self, total: int) -> bool:
@@ -557,6 +563,7 @@ class VectorSpace:
         if pending:
             stale[np.fromiter(pending, dtype=np.int64)] = True
         self._reset_delta()  # rows changed during the build wait for the next delta
+        self.delta_error = None
         self._stale = stale
         self._changes_since_build = len(pending)
         self._pending = None
