@@ -85,6 +85,7 @@ class Snapshot:
         except KeyError:
             return None
         space = VectorSpace(name, model, self.policy, source)
+        space.lock = self.lock  # its delta graph's adds mark rows under the snapshot lock
         space.projection = proj
         found = [] if self.files is None else self.files.candidates(space.graph_key(), self.seq)
         if not (found and self._map_vectors(cur, space, found[0])):
@@ -235,5 +236,6 @@ class Snapshot:
             }
             for row in changed:
                 space.set(row, fresh.get(row))
+            space.sync_delta()  # the changed rows into the delta graph (a thread, if any)
         self.models = models
         self.seq = upto

@@ -12,12 +12,15 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import islice
 
 import numpy as np
 
 from lookalike.engines.embedded.ann import AnnIndex
 from lookalike.engines.embedded.ann_files import GraphFiles, GraphKey, SavedVectors
+from lookalike.engines.embedded.delta import TRAIN_SAMPLE, DeltaIndex
 from lookalike.engines.embedded.partitions import Partitions
+from lookalike.errors import EngineError
 from lookalike.projections import Projection
 from lookalike.vectors import unit
 
@@ -26,6 +29,9 @@ GATHER_BLOCK = 512  # rows per block when scoring scattered rows
 MAX_EF = 1024
 PART_POOL = 512  # codes taken from a partition scan and re-scored exactly (at least 1.5k)
 PART_MIN_DENSITY = 0.1  # below this share of a partition's rows, gather the rows instead
+DELTA_MIN_ROWS = 1024  # stale rows below which an exact scan is as fast (512-d, BENCHMARKS.md)
+DELTA_CHUNK = 32  # rows added to a delta graph at a time (a search waits at most this long)
+DELTA_POOL = 64  # candidates at least from the delta graph (k + k/2 for bigger k)
 log = logging.getLogger(__name__)
 
 
@@ -45,6 +51,7 @@ class AnnPolicy:
     partition_fields: tuple[str, ...] = ("category",)  # keyword fields with per-value codes
     partition_min_rows: int = 4096  # filtered sets smaller than this are gathered exactly
     partition_codes: str = "sq8"  # 8-bit scalar codes, or "pq4" (fast-scan: faster, rougher)
+    delta_min_rows: int = DELTA_MIN_ROWS  # stale rows from which they get a delta graph
 
 
 def part_pool(k: int) -> int:
@@ -85,6 +92,14 @@ class VectorSpace:
         self.dims = np.zeros(0, dtype=np.int32)  # 0: the row has no vector in this space
         self.ann: AnnIndex | None = None
         self._stale = np.zeros(0, dtype=bool)  # rows the ANN graph must not answer for
+        self.lock = threading.RLock()  # the owner's lock (the snapshot's), for delta adds
+        self.delta: DeltaIndex | None = None  # stale rows in a small graph of their own
+        self._in_delta = np.zeros(0, dtype=bool)  # stale rows a valid delta entry serves
+        self._delta_label: dict[int, int] = {}  # row -> its newest delta label
+        self._delta_todo: dict[int, None] = {}  # rows to add to the delta, oldest first
+        self._delta_thread: threading.Thread | None = None
+        self._delta_busy = False  # a delta thread is adding (cleared as it finds no more)
+        self.delta_error: str | None = None
         self._changes_since_build = 0
         self._pending: set[int] | None = None  # rows changed while a build runs
         self._build_thread: threading.Thread | None = None
@@ -124,6 +139,7 @@ class VectorSpace:
         self.mapped = False  # outgrew the saved matrix: private until the next saved graph
         self.dims = np.concatenate([self.dims, np.zeros(new_cap - cap, dtype=np.int32)])
         self._stale = np.concatenate([self._stale, np.ones(new_cap - cap, dtype=bool)])
+        self._in_delta = np.concatenate([self._in_delta, np.zeros(new_cap - cap, dtype=bool)])
         self._pstale = np.concatenate([self._pstale, np.ones(new_cap - cap, dtype=bool)])
 
     def reserve_rows(self, n: int) -> None:
@@ -169,6 +185,15 @@ class VectorSpace:
         self._pstale[row] = True
         self._changes_since_build += 1
         self._pchanges += 1
+        self._in_delta[row] = False  # its delta entry (if any) holds the older vector
+        label = self._delta_label.pop(row, None)
+        if label is not None and self.delta is not None:
+            self.delta.invalidate(label)
+        if vec is None:
+            self._delta_todo.pop(row, None)
+        elif self.delta is not None:
+            self._delta_todo.pop(row, None)
+            self._delta_todo[row] = None  # to the back: its newest vector is added
 
     def has(self, n: int) -> np.ndarray:
         return self.dims[:n] > 0 if len(self.dims) >= n else np.zeros(n, dtype=bool)
@@ -233,6 +258,12 @@ class VectorSpace:
             return self.exact(q, cand, k)
         n = len(cand)
         stale = self._stale[:n]
+        # Delta before its marks (installs swap the marks first): marks of a newer delta
+        # than the one searched would hide rows from both; re-read to catch a swap between.
+        delta = self.delta
+        in_delta = self._in_delta[:n]
+        if delta is None or delta is not self.delta or delta.dim != len(q) or len(in_delta) < n:
+            delta = None
         if ann.contiguous:  # labels are rows 0..m-1: slicing instead of a 1M-index gather
             m = len(ann.rows)
             in_graph = cand[:m] & ~stale[:m]
@@ -245,8 +276,16 @@ class VectorSpace:
         share = allowed / max(total, 1)
         ef = min(int(pool / max(share, self.policy.min_selectivity)), MAX_EF)
         found = ann.search(q, pool, ef, None if in_graph.all() else in_graph)
-        extra = np.flatnonzero(cand & stale)
-        rows = np.unique(np.concatenate([found, extra]))
+        if delta is None:
+            extra = np.flatnonzero(cand & stale)
+            rows = np.unique(np.concatenate([found, extra]))
+        else:  # stale rows not (yet) in the delta graph are scanned exactly
+            # The delta is small: a pool of the main graph's width would walk most of it
+            # (at 18k entries, pool 256: 3.3 ms; 64: 1.7 ms; the same recall, BENCHMARKS.md).
+            dpool = max(k + k // 2, DELTA_POOL)
+            def_ = min(int(dpool / max(share, self.policy.min_selectivity)), MAX_EF)
+            extra = np.flatnonzero(cand & stale & ~in_delta)
+            rows = np.unique(np.concatenate([found, delta.search(q, dpool, def_, cand), extra]))
         if len(found) < min(k, int(np.count_nonzero(in_graph))):
             return self.exact(q, cand, k)
         return top_k(rows, self._gather_scores(rows, q), k)
@@ -344,6 +383,98 @@ class VectorSpace:
 
         self._part_thread = start_build(f"parts-{self.name}", work, wait)
 
+    # -- delta graph lifecycle -------------------------------------------------------------
+    def sync_delta(self) -> None:
+        """Bring the delta graph up to the rows changed since (under ``lock``): start one
+        once ``delta_min_rows`` rows are stale, then add the rows waiting, in a thread a
+        chunk at a time (``background``; they are scanned exactly meanwhile) or now."""
+        ann = self.ann
+        if ann is None or ann.dim != self.width or self.delta_error:
+            return
+        if self.delta is None:
+            if self._changes_since_build < self.policy.delta_min_rows:
+                return
+            self._start_delta(ann)
+        if not self._delta_todo or self._delta_busy:
+            return
+        if self.policy.background:
+            self._delta_busy = True
+            self._delta_thread = start_build(f"delta-{self.name}", self._delta_work, False)
+        else:
+            while self._delta_todo and self._delta_step():
+                pass
+
+    def _start_delta(self, ann: AnnIndex) -> None:
+        """A fresh delta waiting for every stale row with a vector."""
+        dim = self.width
+        pol = self.policy
+        train = None
+        if pol.storage == "sq8":
+            step = max(1, len(ann.rows) // TRAIN_SAMPLE)
+            train = self.matrix[ann.rows[::step], :dim]
+        try:
+            delta = DeltaIndex(dim, pol.m, pol.ef_construction, pol.storage, train)
+        except EngineError as exc:
+            self.delta_error = str(exc)
+            log.warning("no delta graph for space %r: %s", self.name, exc)
+            return
+        self._reset_delta()
+        n = len(self._stale)
+        todo = np.flatnonzero(self._stale & (self.dims[:n] > 0))
+        self._delta_todo = dict.fromkeys(todo.tolist())
+        self.delta = delta
+
+    def _reset_delta(self) -> None:
+        """No delta: every stale row is scanned exactly (marks first: see ``knn``)."""
+        self._in_delta = np.zeros(len(self._stale), dtype=bool)
+        self._delta_label = {}
+        self._delta_todo = {}
+        self.delta = None
+
+    def _delta_step(self) -> bool:
+        """Add the next chunk of waiting rows to the delta (called under ``lock``, or by the
+        delta thread without it: the add itself runs outside); False when nothing was."""
+        with self.lock:
+            delta = self.delta
+            if delta is None or not self._delta_todo:
+                self._delta_busy = False  # under the lock: a later sync starts a new thread
+                return False
+            take = list(islice(self._delta_todo, DELTA_CHUNK))
+            for row in take:
+                del self._delta_todo[row]
+            rows = np.array(take, dtype=np.int64)
+            vectors = self.matrix[rows, : delta.dim]  # a copy, taken under the lock
+            labels = delta.claim(rows)
+            self._delta_label.update(zip(take, labels.tolist(), strict=True))
+        try:
+            delta.add(labels, vectors)
+        except EngineError as exc:
+            with self.lock:
+                self.delta_error = str(exc)
+                self._delta_busy = False
+                if self.delta is delta:
+                    self._reset_delta()
+            log.warning("delta graph of space %r failed: %s", self.name, exc)
+            return False
+        with self.lock:
+            if self.delta is not delta:
+                return True  # replaced meanwhile (a new main graph): nothing to mark
+            label_of = self._delta_label
+            ok = [i for i, row in enumerate(take) if label_of.get(row) == int(labels[i])]
+            delta.validate(labels[ok])  # rows changed again meanwhile stay hidden
+            self._in_delta[rows[ok]] = True
+        return True
+
+    def _delta_work(self) -> None:
+        try:
+            while self._delta_step():
+                pass
+        except Exception as exc:  # the rows waiting stay exact: safe, only slower
+            with self.lock:
+                self.delta_error = f"{type(exc).__name__}: {exc}"
+                self._delta_busy = False
+            log.warning("delta graph of space %r failed: %s", self.name, exc)
+
     # -- ANN lifecycle -----------------------------------------------------------------------
     def needs_ann(self, total: int) -> bool:
         """Whether a (re)build should start: big enough, and no graph or a too stale one."""
@@ -436,10 +567,13 @@ class VectorSpace:
         pending = self._pending or set()
         if pending:
             stale[np.fromiter(pending, dtype=np.int64)] = True
+        self._reset_delta()  # rows changed during the build wait for the next delta
+        self.delta_error = None
         self._stale = stale
         self._changes_since_build = len(pending)
         self._pending = None
         self.ann = index
+        self.sync_delta()
 
     def adopt_matrix(self, saved: SavedVectors) -> None:
         """Serve from a saved matrix (mapped copy-on-write) instead of one read from SQLite."""
@@ -447,6 +581,7 @@ class VectorSpace:
         self.dims = saved.dims
         self._stale = np.ones(len(saved.dims), dtype=bool)
         self._pstale = np.ones(len(saved.dims), dtype=bool)
+        self._reset_delta()
         self.parts = None
         self.mapped = True
 
@@ -471,13 +606,19 @@ class VectorSpace:
         stale = np.ones(len(self._stale), dtype=bool)
         stale[index.rows] = False
         stale[stale_rows] = True
+        self._reset_delta()
         self._stale = stale
         self._changes_since_build = len(stale_rows)
         self.ann = index
         self.adopted_seq = self.graph_seq = seq
+        self.sync_delta()  # this process's delta: rebuilt from the rows changed since
 
     def wait(self) -> None:
         """Block until background builds (if any) have finished."""
-        for thread in (self._build_thread, self._part_thread):
-            if thread is not None:
+        while True:  # a graph install starts the delta thread: look again after joining
+            threads = (self._build_thread, self._part_thread, self._delta_thread)
+            alive = [t for t in threads if t is not None and t.is_alive()]
+            if not alive:
+                return
+            for thread in alive:
                 thread.join()
