@@ -20,9 +20,7 @@ OPTS: dict[str, Any] = {"ann_threshold": 100, "ann_background": False}
 
 
 def _engine(folder: Path, delta_min_rows: int = 0, **opts: Any) -> EmbeddedEngine:
-    engine = EmbeddedEngine(folder, **{**OPTS, **opts})
-    engine.policy.delta_min_rows = delta_min_rows  # before the space loads: small data
-    return engine
+    return EmbeddedEngine(folder, **{**OPTS, "ann_delta_min_rows": delta_min_rows, **opts})
 
 
 def _space(engine: EmbeddedEngine) -> VectorSpace:

@@ -25,7 +25,7 @@ from lookalike.engines.embedded.keyword import KeywordIndex
 from lookalike.engines.embedded.rows import IMAGE_SPACE, prepare_batch
 from lookalike.engines.embedded.snapshot import Snapshot
 from lookalike.engines.embedded.store import Store, active_models_in, projection_state
-from lookalike.engines.embedded.vectors import AnnPolicy, VectorSpace
+from lookalike.engines.embedded.vectors import DELTA_MIN_ROWS, AnnPolicy, VectorSpace
 from lookalike.errors import EngineError, InvalidInput
 from lookalike.filters import Filter
 from lookalike.projections import Projection, check_registrable
@@ -57,6 +57,8 @@ class EmbeddedEngine(Engine):
     the graph in a thread and answer exactly meanwhile, instead of blocking the query) and
     ``ann_persist`` (write built graphs to ``<data_dir>/ann/`` and memory-map them in every
     process that loads the space, instead of each process building its own),
+    ``ann_delta_min_rows`` (rows changed since the graph was built, from which this process
+    adds them to a small delta graph of its own instead of scanning them exactly),
     ``partition_fields`` (keyword fields whose values get contiguous 8-bit copies of their
     rows' vectors above ``ann_threshold``, so a filter on one value scans them instead of
     gathering scattered rows; ``()`` turns this off) and ``partition_min_rows`` (filtered
@@ -79,6 +81,7 @@ class EmbeddedEngine(Engine):
         ann_storage: str = "sq8",
         ann_background: bool = True,
         ann_persist: bool = True,
+        ann_delta_min_rows: int = DELTA_MIN_ROWS,
         partition_fields: Sequence[str] = ("category",),
         partition_min_rows: int = 4096,
         partition_codes: str = "sq8",
@@ -99,6 +102,7 @@ class EmbeddedEngine(Engine):
             storage=ann_storage,
             background=bool(ann_background),
             persist=bool(ann_persist),
+            delta_min_rows=int(ann_delta_min_rows),
             partition_fields=tuple(partition_fields),
             partition_min_rows=int(partition_min_rows),
             partition_codes=str(partition_codes),
