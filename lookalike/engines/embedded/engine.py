@@ -53,7 +53,8 @@ class EmbeddedEngine(Engine):
     Options: ``ann_threshold`` (rows above which a space gets an HNSW index),
     ``busy_timeout`` (seconds a writer waits for SQLite or the keyword-index lock),
     ``ann_min_selectivity`` (filters keeping a smaller share of rows are searched exactly),
-    ``ann_ef_search``, ``ann_storage`` (``sq8`` or ``flat``), ``ann_background`` (build
+    ``ann_ef_search``, ``ann_ef_construction`` (the build's search width: graph quality
+    against build time), ``ann_storage`` (``sq8`` or ``flat``), ``ann_background`` (build
     the graph in a thread and answer exactly meanwhile, instead of blocking the query) and
     ``ann_persist`` (write built graphs to ``<data_dir>/ann/`` and memory-map them in every
     process that loads the space, instead of each process building its own),
@@ -78,6 +79,7 @@ class EmbeddedEngine(Engine):
         busy_timeout: float = 30.0,
         ann_min_selectivity: float = 0.2,
         ann_ef_search: int = 256,
+        ann_ef_construction: int = 64,
         ann_storage: str = "sq8",
         ann_background: bool = True,
         ann_persist: bool = True,
@@ -99,6 +101,7 @@ class EmbeddedEngine(Engine):
             threshold=int(ann_threshold),
             min_selectivity=float(ann_min_selectivity),
             ef_search=int(ann_ef_search),
+            ef_construction=int(ann_ef_construction),
             storage=ann_storage,
             background=bool(ann_background),
             persist=bool(ann_persist),
