@@ -35,7 +35,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", type=Path, required=True, help="a query_shapes cache folder")
     ap.add_argument("--m", type=int, default=32)
-    ap.add_argument("--ef-construction", type=int, default=64)
+    ap.add_argument("--ef-construction", type=int, default=128)
     ap.add_argument("--storage", choices=["sq8", "flat"], default="sq8")
     ap.add_argument("--ef", type=lambda v: [int(x) for x in v.split(",")], default=[256])
     ap.add_argument("--queries", type=int, default=200)

@@ -38,7 +38,7 @@ class AnnIndex:
         rows: np.ndarray,
         dim: int,
         m: int = 32,
-        ef_construction: int = 64,
+        ef_construction: int = 128,
         storage: str = "sq8",
     ) -> AnnIndex:
         """Build over ``rows``; ``gather(rows)`` returns their float32 vectors."""

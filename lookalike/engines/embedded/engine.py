@@ -54,7 +54,8 @@ class EmbeddedEngine(Engine):
     ``busy_timeout`` (seconds a writer waits for SQLite or the keyword-index lock),
     ``ann_min_selectivity`` (filters keeping a smaller share of rows are searched exactly),
     ``ann_ef_search``, ``ann_ef_construction`` (the build's search width: graph quality
-    against build time), ``ann_storage`` (``sq8`` or ``flat``), ``ann_background`` (build
+    against build time; for graphs built from then on, a saved graph is adopted as built),
+    ``ann_storage`` (``sq8`` or ``flat``), ``ann_background`` (build
     the graph in a thread and answer exactly meanwhile, instead of blocking the query) and
     ``ann_persist`` (write built graphs to ``<data_dir>/ann/`` and memory-map them in every
     process that loads the space, instead of each process building its own),
@@ -79,7 +80,7 @@ class EmbeddedEngine(Engine):
         busy_timeout: float = 30.0,
         ann_min_selectivity: float = 0.2,
         ann_ef_search: int = 256,
-        ann_ef_construction: int = 64,
+        ann_ef_construction: int = 128,
         ann_storage: str = "sq8",
         ann_background: bool = True,
         ann_persist: bool = True,
