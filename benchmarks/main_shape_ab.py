@@ -1,0 +1,112 @@
+"""Old and new hot-path code alternated query by query in one process (main shape).
+
+    python benchmarks/main_shape_ab.py 1000000 out/bench/synth-1000000-d512 300
+
+The catalogue is a ``query_shapes.py`` cache folder. "Old" is the code before the trims of
+2026-12-07 (anchor rows found per use, no row memo, per-hit tuples), patched in; every query
+runs both ways and must give the same hits and scores.
+"""
+
+# ruff: noqa
+import sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+import numpy as np
+from threadpoolctl import threadpool_limits
+from engine_bench import CATEGORIES, Catalogue
+from lookalike.engines.embedded import EmbeddedEngine
+from lookalike.engines.embedded import catalog as catmod, keyword as kwmod
+from lookalike.filters import And, Range, Term
+from reranker import Anchor, RerankRequest, run
+from reranker import anchors as am
+
+n = int(sys.argv[1])
+folder = sys.argv[2]
+engine = EmbeddedEngine(folder, ann_background=False)
+new_read, new_found = am.RequestVectors.read, am.RequestVectors.found
+
+
+def old_read(self, space, window=()):
+    if space not in self._reads:
+        ids = list(dict.fromkeys([*window, *self.named]))
+        self._reads[space] = (ids, self.engine.vector_matrix(ids, space))
+
+
+def old_found(self, space):
+    self.read(space)
+    ids, matrix = self._reads[space]
+    row = {pid: n for n, pid in enumerate(ids)}
+    out = {}
+    for pid in self.named:
+        vec = matrix[row[pid]]
+        if vec.any():
+            out[pid] = vec
+    return out
+
+
+new_rows_of = type(engine)._rows_of
+
+
+def old_rows_of(self, cat, ids):
+    return np.fromiter((cat.row_of.get(pid, -1) for pid in ids), np.int64, len(ids))
+
+
+new_ids_for_ords = catmod.Catalog.ids_for_ords
+
+
+def old_ids_for_ords(self, ords):
+    if not self._ord_sorted or len(ords) == 0:
+        return [None] * len(ords)
+    known = self._ord[: self.n]
+    rows = np.searchsorted(known, ords)
+    rows[rows >= self.n] = 0
+    ok = known[rows] == ords if self.n else np.zeros(len(ords), dtype=bool)
+    ids = self.ids
+    pairs = zip(rows.tolist(), ok.tolist(), strict=True)
+    return [ids[r] if good else None for r, good in pairs]
+
+
+def use(old):
+    am.RequestVectors.read = old_read if old else new_read
+    am.RequestVectors.found = old_found if old else new_found
+    type(engine)._rows_of = old_rows_of if old else new_rows_of
+    catmod.Catalog.ids_for_ords = old_ids_for_ords if old else new_ids_for_ords
+
+
+rng = np.random.default_rng(7)
+cat = Catalogue(n, 512)
+q = int(sys.argv[3]) if len(sys.argv) > 3 else 300
+texts = [f"{rng.choice(cat.vocab[:10])} {rng.choice(cat.vocab[30:500])}" for _ in range(q)]
+filters = [
+    And((Term("category", CATEGORIES[i % 8]), Range("price", lte=float(rng.uniform(150, 450)))))
+    for i in range(q)
+]
+anchors = [
+    tuple(Anchor(f"p{j:07d}", w) for j, w in zip(rng.integers(0, n, 3), (2.0, 1.0, 1.0)))
+    for _ in range(q)
+]
+
+
+def kr(i):
+    return run(engine, RerankRequest(texts[i], anchors[i], filters=filters[i], window=1000, k=10))
+
+
+times = {True: [], False: []}
+with threadpool_limits(1, user_api="blas"):
+    for i in range(30):
+        kr(i)
+    for i in range(q):
+        got = {}
+        for old in (True, False) if i % 2 else (False, True):
+            use(old)
+            a = time.perf_counter()
+            r = kr(i)
+            times[old].append((time.perf_counter() - a) * 1000)
+            got[old] = [(h.id, h.score) for h in r.hits]
+        assert got[True] == got[False]
+o, nw = np.array(times[True]), np.array(times[False])
+print(
+    f"n={n} q={q} old p50 {np.median(o):.2f} p95 {np.percentile(o, 95):.2f} | new p50 {np.median(nw):.2f} p95 {np.percentile(nw, 95):.2f} | median of per-query new/old {np.median(nw / o):.3f}"
+)
