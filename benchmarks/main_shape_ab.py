@@ -7,20 +7,21 @@ The catalogue is a ``query_shapes.py`` cache folder. "Old" is the code before th
 runs both ways and must give the same hits and scores.
 """
 
-# ruff: noqa
-import sys, time
+import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
-import numpy as np
-from threadpoolctl import threadpool_limits
-from engine_bench import CATEGORIES, Catalogue
-from lookalike.engines.embedded import EmbeddedEngine
-from lookalike.engines.embedded import catalog as catmod, keyword as kwmod
-from lookalike.filters import And, Range, Term
-from reranker import Anchor, RerankRequest, run
-from reranker import anchors as am
+import numpy as np  # noqa: E402
+from engine_bench import CATEGORIES, Catalogue  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from lookalike.engines.embedded import EmbeddedEngine  # noqa: E402
+from lookalike.engines.embedded import catalog as catmod  # noqa: E402
+from lookalike.filters import And, Range, Term  # noqa: E402
+from reranker import Anchor, RerankRequest, run  # noqa: E402
+from reranker import anchors as am  # noqa: E402
 
 n = int(sys.argv[1])
 folder = sys.argv[2]
@@ -84,7 +85,9 @@ filters = [
     for i in range(q)
 ]
 anchors = [
-    tuple(Anchor(f"p{j:07d}", w) for j, w in zip(rng.integers(0, n, 3), (2.0, 1.0, 1.0)))
+    tuple(
+        Anchor(f"p{j:07d}", w) for j, w in zip(rng.integers(0, n, 3), (2.0, 1.0, 1.0), strict=True)
+    )
     for _ in range(q)
 ]
 
@@ -108,5 +111,7 @@ with threadpool_limits(1, user_api="blas"):
         assert got[True] == got[False]
 o, nw = np.array(times[True]), np.array(times[False])
 print(
-    f"n={n} q={q} old p50 {np.median(o):.2f} p95 {np.percentile(o, 95):.2f} | new p50 {np.median(nw):.2f} p95 {np.percentile(nw, 95):.2f} | median of per-query new/old {np.median(nw / o):.3f}"
+    f"n={n} q={q} old p50 {np.median(o):.2f} p95 {np.percentile(o, 95):.2f}"
+    f" | new p50 {np.median(nw):.2f} p95 {np.percentile(nw, 95):.2f}"
+    f" | median of per-query new/old {np.median(nw / o):.3f}"
 )
