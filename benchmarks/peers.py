@@ -137,7 +137,8 @@ def serve(module: str, setup: Setup, conn: Connection) -> None:
             t0 = time.perf_counter()
             built = peer.build()
             load_s = time.perf_counter() - t0
-            conn.send(("ready", peer.name, peer.detail, built, load_s, rss()))
+            ready = ("ready", peer.name, peer.detail, built, peer.cached, peer.slow, load_s, rss())
+            conn.send(ready)
         except Exception as exc:  # noqa: BLE001 - reported, the run goes on without this peer
             conn.send(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
             return
@@ -175,6 +176,8 @@ class Running:
     name: str = ""
     detail: str = ""
     build_s: float | None = None
+    cached: bool = False
+    slow: bool = False
     load_s: float = 0.0
     rss_ready: float = 0.0
     failed: dict[str, str] = field(default_factory=dict)
@@ -196,8 +199,8 @@ def start(module: str, setup: Setup, timeout: float) -> Running | str:
         proc.join(5)
         print(msg[2], file=sys.stderr)
         return str(msg[1])
-    _, name, detail, built, load_s, (cur, _peak) = msg
-    return Running(module, proc, parent, name, detail, built, load_s, cur)
+    _, name, detail, built, cached, slow, load_s, (cur, _peak) = msg
+    return Running(module, proc, parent, name, detail, built, cached, slow, load_s, cur)
 
 
 def ask(peer: Running, msg: tuple[Any, ...], timeout: float = 600.0) -> Any:
@@ -224,11 +227,15 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--round", type=int, default=10, help="queries per peer per turn")
+    ap.add_argument(
+        "--slow-queries", type=int, default=20, help="queries per shape for peers that take seconds"
+    )
     ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("--cache", type=Path, default=ROOT / "out" / "bench", help="this engine's")
     ap.add_argument("--read-only-cache", action="store_true", help="never build into --cache")
     ap.add_argument("--work", type=Path, default=ROOT / "out" / "peers", help="peers' indexes")
     ap.add_argument("--build-timeout", type=float, default=3600)
+    ap.add_argument("--build-only", action="store_true", help="build every peer's index, stop")
     args = ap.parse_args()
     modules = [m for m in args.peers.split(",") if m]
     notes: list[str] = []
@@ -263,16 +270,26 @@ def main() -> None:
         else:
             running.append(got)
             built = "reused" if got.build_s is None else f"built {got.build_s:.1f} s"
+            if got.cached:
+                built += " (by an earlier run, reused)"
             notes.append(
                 f"{got.name}: {got.detail}; index {built}, process ready in"
                 f" {time.perf_counter() - t:.1f} s, RSS {got.rss_ready:,.0f} MiB"
             )
         print(notes[-1], flush=True)
+        if args.build_only and not isinstance(got, str):
+            ask(got, ("close",))
+            got.proc.join(10)
+            running.remove(got)
+    if args.build_only:
+        return
     for peer in running:
         ask(peer, ("queries", queries))
 
     def turn(peer: Running, shape: str, indices: list[int], keep: bool) -> None:
-        if shape in peer.failed:
+        if peer.slow:
+            indices = [i for i in indices if i < args.slow_queries] if keep else indices[:5]
+        if shape in peer.failed or not indices:
             return
         reply = ask(peer, ("run", shape, indices))
         if reply[0] == "error":
@@ -328,24 +345,24 @@ def report(
                 continue
             p50, p95 = np.percentile(p.times[shape], [50, 95])
             parts = [f"{p50:.1f} / {p95:.1f} ms"]
+            if p.slow and len(p.times[shape]) < args.queries:
+                parts.append(f"{len(p.times[shape])} queries")
             if shape in exact:
                 got = p.answers[shape]
-                rec = np.mean(
-                    [len(set(got[i]) & set(e)) / max(1, len(e)) for i, e in enumerate(exact[shape])]
-                )
+                e = exact[shape]
+                rec = np.mean([len(set(got[i]) & set(e[i])) / max(1, len(e[i])) for i in got])
                 parts.append(f"R@50 {rec:.3f}")
             if ours is not None and p is not ours and shape in ours.answers:
                 theirs = ours.answers[shape]
-                ov = np.mean(
-                    [
-                        len(set(p.answers[shape][i][:10]) & set(v[:10])) / 10
-                        for i, v in theirs.items()
-                    ]
-                )
+                mine = p.answers[shape]
+                ov = np.mean([len(set(mine[i][:10]) & set(theirs[i][:10])) / 10 for i in mine])
                 parts.append(f"ov@10 {ov:.2f}")
             cells.append("; ".join(parts))
         print(f"| {label} | " + " | ".join(cells) + " |")
-    build = [("reused" if p.build_s is None else f"{p.build_s:.0f} s") for p in running]
+    build = [
+        "?" if p.build_s is None else f"{p.build_s:.0f} s" + (" (cached)" if p.cached else "")
+        for p in running
+    ]
     print("| index build | " + " | ".join(build) + " |")
     print(
         "| process ready (load/build) | " + " | ".join(f"{p.load_s:.1f} s" for p in running) + " |"

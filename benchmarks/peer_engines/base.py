@@ -70,13 +70,16 @@ class Peer(ABC):
 
     name = "peer"
     detail = ""  # index kind and parameters, for the table
+    cached = False  # build() reused an index built by an earlier run (its seconds then)
+    slow = False  # answers in seconds: the driver sends it only the first queries
 
     def __init__(self, setup: Setup) -> None:
         self.setup = setup
 
     @abstractmethod
     def build(self) -> float | None:
-        """Load or build the index; seconds spent building, or None when reused from disk."""
+        """Load or build the index; the seconds building took (now, or when it was built and
+        saved: then ``cached`` is set), or None when unknown."""
 
     @abstractmethod
     def keyword_rerank(self, q: KeywordQuery) -> list[str]: ...

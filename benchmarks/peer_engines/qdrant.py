@@ -37,6 +37,7 @@ K1, B = 1.2, 0.75
 
 class Qdrant(Peer):
     name = "Qdrant local"
+    slow = True
     detail = "local mode (:memory:), exact scans; BM25 as sparse vectors with the IDF modifier"
 
     def __init__(self, setup: Setup) -> None:
