@@ -49,7 +49,6 @@ from peer_engines.base import (  # noqa: E402
     KeywordQuery,
     KnnQuery,
     Setup,
-    exact_top,
     pid,
     row_of,
     unit_mean,
@@ -113,19 +112,42 @@ def make_queries(n: int, dim: int, q: int, columns: dict[str, np.ndarray]) -> di
     }
 
 
-def exact_answers(queries: list[KnnQuery], columns: dict[str, np.ndarray]) -> list[list[str]]:
-    """The true top-k of each kNN query: numpy over the same vectors and the same filter."""
-    vec, out = columns["vectors"], []
-    for q in queries:
-        mask = np.ones(len(vec), bool)
-        if q.category is not None:
-            mask &= columns["category"] == CATEGORIES.index(q.category)
-        if q.colors is not None:
-            mask &= np.isin(columns["color"], [COLORS.index(c) for c in q.colors])
-        for a in q.exclude:
-            mask[row_of(a)] = False
-        out.append([pid(int(r)) for r in exact_top(vec, np.flatnonzero(mask), q.vector, q.k)])
-    return out
+def exact_answers(
+    queries: list[KnnQuery], columns: dict[str, np.ndarray], chunk: int = 32_768
+) -> list[list[str]]:
+    """The true top-k of each kNN query: numpy over the same vectors and the same filter
+    (all queries against one block of rows at a time, keeping each query's best k)."""
+    vec, n = columns["vectors"], len(columns["vectors"])
+    k = max(q.k for q in queries)
+    mat = np.stack([q.vector for q in queries]).astype(np.float32)
+    best = np.full((len(queries), k), -np.inf, np.float32)
+    rows = np.zeros((len(queries), k), np.int64)
+    excluded = [np.array(sorted(row_of(a) for a in q.exclude), np.int64) for q in queries]
+    wanted = [
+        None if q.colors is None else np.array([COLORS.index(c) for c in q.colors]) for q in queries
+    ]
+    for lo in range(0, n, chunk):
+        hi = min(lo + chunk, n)
+        scores = np.asarray(vec[lo:hi]) @ mat.T  # [rows, queries]
+        cat, col = columns["category"][lo:hi], columns["color"][lo:hi]
+        for j, q in enumerate(queries):
+            s = scores[:, j].copy()
+            if q.category is not None:
+                s[cat != CATEGORIES.index(q.category)] = -np.inf
+            if wanted[j] is not None:
+                s[~np.isin(col, wanted[j])] = -np.inf
+            ex = excluded[j]
+            ex = ex[(ex >= lo) & (ex < hi)]
+            s[ex - lo] = -np.inf
+            top = np.argpartition(-s, k - 1)[:k]
+            pool_s = np.concatenate([best[j], s[top]])
+            pool_r = np.concatenate([rows[j], top + lo])
+            keep = np.lexsort((pool_r, -pool_s))[:k]
+            best[j], rows[j] = pool_s[keep], pool_r[keep]
+    return [
+        [pid(int(r)) for r, v in zip(rows[j], best[j], strict=True) if np.isfinite(v)][: q.k]
+        for j, q in enumerate(queries)
+    ]
 
 
 # -- the peer processes ----------------------------------------------------------------------
