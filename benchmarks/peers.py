@@ -134,8 +134,9 @@ def exact_answers(
             s = scores[:, j].copy()
             if q.category is not None:
                 s[cat != CATEGORIES.index(q.category)] = -np.inf
-            if wanted[j] is not None:
-                s[~np.isin(col, wanted[j])] = -np.inf
+            colors = wanted[j]
+            if colors is not None:
+                s[~np.isin(col, colors)] = -np.inf
             ex = excluded[j]
             ex = ex[(ex >= lo) & (ex < hi)]
             s[ex - lo] = -np.inf

@@ -147,13 +147,14 @@ class LanceDB(Peer):
         anchors = self.table.search().where(f"id IN {self._in(q.anchors)}").select(cols).to_arrow()
         order = {a: i for i, a in enumerate(anchors["id"].to_pylist())}
         pick = [order[a] for a in q.anchors]
+        codes = self._codes(anchors)
         return rerank_top(
             found["id"].to_pylist(),
             found["_score"].to_numpy(),
             self._matrix(found),
             self._codes(found),
             self._matrix(anchors)[pick],
-            tuple(c[pick] for c in self._codes(anchors)),
+            (codes[0][pick], codes[1][pick], codes[2][pick]),
             q.weights,
             q.k,
         )
