@@ -104,6 +104,7 @@ class Txtai(Peer):
         else:
             secs, self.cached = float(done.read_text()), True
             self.embeddings.load(str(path), config=self.config())
+        self.slow = self.setup.n > 200_000  # its keyword window takes seconds at 1M
         dense = self.embeddings.indexes["dense"].ann
         self.detail = f"faiss {dense.backend.__class__.__name__}"
         self.detail += f" nlist {getattr(dense.backend, 'nlist', '-')} nprobe {dense.nprobe()};"
