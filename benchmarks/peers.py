@@ -24,7 +24,6 @@ import argparse
 import importlib
 import multiprocessing as mp
 import os
-import resource
 import sys
 import time
 import traceback
@@ -43,6 +42,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
+from engine_bench import rss_mb as rss  # noqa: E402
 from peer_engines.base import (  # noqa: E402
     CATEGORIES,
     COLORS,
@@ -63,16 +63,6 @@ SHAPES = {
     "broad": "broad filter (colour 5/20) kNN top-50",
 }
 WARMUP = 20
-
-
-def rss() -> tuple[float, float]:
-    """Current and peak resident memory of this process, MiB."""
-    current = 0.0
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                current = int(line.split()[1]) / 1024
-    return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def make_queries(n: int, dim: int, q: int, columns: dict[str, np.ndarray]) -> dict[str, list]:
