@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 from starlette.types import Message, Receive, Scope, Send
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 
 from lookalike.api.app import create_app
 from lookalike.api.limits import MAX_DELETE_IDS, MAX_INGEST_RECORDS
@@ -30,6 +31,7 @@ from tests.test_serve import free_port
 
 LIMIT = 64 * 1024
 CHUNK = 16 * 1024
+SOCKET_READ = 256 * 1024  # asyncio's _SelectorSocketTransport.max_size
 
 
 class CountingApp:
@@ -118,8 +120,11 @@ def test_streamed_body_over_the_limit_is_cut_off_fast(
     status_line, _, rest = answer.partition(b"\r\n")
     assert status_line.startswith(b"HTTP/1.1 413"), answer[:300]
     assert b'"code": "payload_too_large"' in rest or b'"code":"payload_too_large"' in rest
-    # The server read about the limit, not what the client pushed into the socket buffers.
-    assert app.read <= LIMIT + 4 * CHUNK, app.read
+    # The server read about the limit, not what the client pushed into the socket buffers:
+    # the message that crosses it holds what uvicorn buffered while the app was busy (up to
+    # its flow-control high-water mark) plus one socket read (asyncio reads 256 KiB at most),
+    # so a loaded machine hands over more in one message (156,642 B seen in CI).
+    assert app.read <= LIMIT + HIGH_WATER_LIMIT + SOCKET_READ, app.read
     assert sent < 200_000_000 and elapsed < 10, (sent, elapsed)
     print(f"413 after {elapsed * 1000:.0f} ms: server read {app.read} B, client pushed {sent} B")
 
