@@ -142,6 +142,29 @@ def rerank_top(
     return [ids[i] for i in order]
 
 
+def rerank_rows(
+    cols: dict[str, np.ndarray],
+    ids: list[str],
+    bm25: np.ndarray,
+    rows: np.ndarray,
+    anchor_rows: np.ndarray,
+    weights: tuple[float, ...],
+    k: int,
+) -> list[str]:
+    """:func:`rerank_top` for a peer that holds the catalogue's columns in RAM (by row)."""
+    cat, color, brand = cols["category"], cols["color"], cols["brand"]
+    return rerank_top(
+        ids,
+        bm25,
+        cols["vectors"][rows],
+        (cat[rows], color[rows], brand[rows]),
+        cols["vectors"][anchor_rows],
+        (cat[anchor_rows], color[anchor_rows], brand[anchor_rows]),
+        weights,
+        k,
+    )
+
+
 def exact_top(vectors: np.ndarray, rows: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
     """Rows (of ``rows``) of the ``k`` best inner products, best first (ties by row)."""
     if len(rows) == 0:

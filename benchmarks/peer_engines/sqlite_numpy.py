@@ -23,7 +23,7 @@ from peer_engines.base import (
     Setup,
     exact_top,
     pid,
-    rerank_top,
+    rerank_rows,
     row_of,
 )
 from peer_engines.columns import description, load, title
@@ -41,6 +41,7 @@ class SqliteNumpy(Peer):
         cols = load(self.setup.columns, mmap=False)  # the matrix in RAM, as np.load gives it
         self.vectors = cols["vectors"]
         self.category, self.color, self.brand = cols["category"], cols["color"], cols["brand"]
+        self.cols = cols
         done = self.setup.workdir / "BUILT"
         secs = None
         if done.exists():
@@ -102,15 +103,8 @@ class SqliteNumpy(Peer):
         rows = np.array([f[0] for f in found], np.int64)
         bm25 = np.array([f[1] for f in found], np.float64)
         arows = np.array([row_of(a) for a in q.anchors], np.int64)
-        return rerank_top(
-            [pid(int(r)) for r in rows],
-            bm25,
-            self.vectors[rows],
-            (self.category[rows], self.color[rows], self.brand[rows]),
-            self.vectors[arows],
-            (self.category[arows], self.color[arows], self.brand[arows]),
-            q.weights,
-            q.k,
+        return rerank_rows(
+            self.cols, [pid(int(r)) for r in rows], bm25, rows, arows, q.weights, q.k
         )
 
     def knn(self, q: KnnQuery) -> list[str]:

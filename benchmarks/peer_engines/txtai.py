@@ -30,7 +30,7 @@ from peer_engines.base import (
     Peer,
     Setup,
     pid,
-    rerank_top,
+    rerank_rows,
     row_of,
 )
 from peer_engines.columns import description, load, title
@@ -75,6 +75,7 @@ class Txtai(Peer):
         cols = load(self.setup.columns)
         _VECTORS = self.vectors = cols["vectors"]
         self.category, self.color, self.brand = cols["category"], cols["color"], cols["brand"]
+        self.cols = cols
         path = self.setup.workdir / "index"
         done = self.setup.workdir / "BUILT"
         self.embeddings = self.embeddings_cls(self.config())
@@ -124,16 +125,8 @@ class Txtai(Peer):
         )
         rows = np.array([row_of(f["id"]) for f in found], np.int64)
         arows = np.array([row_of(a) for a in q.anchors], np.int64)
-        return rerank_top(
-            [f["id"] for f in found],
-            np.array([f["score"] for f in found], np.float64),
-            self.vectors[rows],
-            (self.category[rows], self.color[rows], self.brand[rows]),
-            self.vectors[arows],
-            (self.category[arows], self.color[arows], self.brand[arows]),
-            q.weights,
-            q.k,
-        )
+        scores = np.array([f["score"] for f in found], np.float64)
+        return rerank_rows(self.cols, [f["id"] for f in found], scores, rows, arows, q.weights, q.k)
 
     def knn(self, q: KnnQuery) -> list[str]:
         where, share = [], 1.0
