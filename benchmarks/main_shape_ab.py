@@ -3,7 +3,8 @@
     python benchmarks/main_shape_ab.py 1000000 out/bench/synth-1000000-d512 300
 
 The catalogue is a ``query_shapes.py`` cache folder. "Old" is the code before the trims of
-2026-12-07 (anchor rows found per use, no row memo, per-hit tuples), patched in; every query
+2026-12-07 (anchor rows found per use, no row memo), patched in (the keyword hits' id
+lookup, changed since, is the current one on both sides); every query
 runs both ways and must give the same hits and scores.
 """
 
@@ -18,7 +19,6 @@ from engine_bench import CATEGORIES, Catalogue  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from lookalike.engines.embedded import EmbeddedEngine  # noqa: E402
-from lookalike.engines.embedded import catalog as catmod  # noqa: E402
 from lookalike.filters import And, Range, Term  # noqa: E402
 from reranker import Anchor, RerankRequest, run  # noqa: E402
 from reranker import anchors as am  # noqa: E402
@@ -54,26 +54,10 @@ def old_rows_of(self, cat, ids):
     return np.fromiter((cat.row_of.get(pid, -1) for pid in ids), np.int64, len(ids))
 
 
-new_ids_for_ords = catmod.Catalog.ids_for_ords
-
-
-def old_ids_for_ords(self, ords):
-    if not self._ord_sorted or len(ords) == 0:
-        return [None] * len(ords)
-    known = self._ord[: self.n]
-    rows = np.searchsorted(known, ords)
-    rows[rows >= self.n] = 0
-    ok = known[rows] == ords if self.n else np.zeros(len(ords), dtype=bool)
-    ids = self.ids
-    pairs = zip(rows.tolist(), ok.tolist(), strict=True)
-    return [ids[r] if good else None for r, good in pairs]
-
-
 def use(old):
     am.RequestVectors.read = old_read if old else new_read
     am.RequestVectors.found = old_found if old else new_found
     type(engine)._rows_of = old_rows_of if old else new_rows_of
-    catmod.Catalog.ids_for_ords = old_ids_for_ords if old else new_ids_for_ords
 
 
 rng = np.random.default_rng(7)

@@ -132,7 +132,7 @@ class Product(ProductFields):
     updated_at: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """An engine result: a product id with the engine's score (BM25 or cosine)."""
 

@@ -38,8 +38,10 @@ class RequestVectors:
             ids = list(dict.fromkeys([*window, *self.named]))
             matrix = self.engine.vector_matrix(ids, space)
             self._reads[space] = (ids, matrix)
-            named = set(self.named)  # their rows found once per space, not once per use
-            where = {pid: n for n, pid in enumerate(ids) if pid in named}
+            # their rows found once per space, not once per use; they follow the window's
+            # ids (unless in it), so a scan from the end finds each in a few steps
+            last, backwards = len(ids) - 1, ids[::-1]
+            where = {pid: last - backwards.index(pid) for pid in self.named}
             self._found[space] = {
                 pid: matrix[where[pid]] for pid in self.named if matrix[where[pid]].any()
             }

@@ -487,3 +487,28 @@ def test_a_version_1_data_dir_is_migrated_on_opening(tmp_path: Path) -> None:
         engine.set_meta("schema_version", str(SCHEMA_VERSION + 1))
     with pytest.raises(EngineError, match="upgrade"):
         EmbeddedEngine(tmp_path / "data")
+
+
+def test_window_read_after_keyword_hits_has_each_ids_own_vector(tmp_path: Path) -> None:
+    """The rows of the last keyword hits are reused for the window read that follows them
+    (hits, then ids appended after them, including one unknown then and written since)."""
+    rng = np.random.default_rng(21)
+    vecs = unit_rows(rng, 60, 8)
+    with EmbeddedEngine(tmp_path) as engine:
+        engine.upsert(
+            [doc(f"p{i}", vecs[i], title="red shoe" if i % 2 else "blue hat") for i in range(50)]
+        )
+        engine.refresh()
+        hits = [c.id for c in engine.keyword_search("shoe", limit=10)]
+        assert len(hits) == 10
+        ids = [*hits, "p0", "late"]
+        got = engine.vector_matrix(ids, "image")
+        for pid, row in zip(ids[:-1], got[:-1], strict=True):
+            np.testing.assert_allclose(row, vecs[int(pid[1:])], atol=1e-6)
+        assert not got[-1].any()  # not written yet
+        engine.upsert([doc("late", vecs[55], title="red shoe")])
+        engine.refresh()
+        hits_again = [c.id for c in engine.keyword_search("shoe", limit=10)]
+        again = engine.vector_matrix([*hits_again, "p0", "late"], "image")
+        np.testing.assert_allclose(again[-1], vecs[55], atol=1e-6)
+        np.testing.assert_allclose(again[-2], vecs[0], atol=1e-6)

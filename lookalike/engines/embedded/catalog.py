@@ -142,19 +142,26 @@ class Catalog:
         rows = np.minimum(np.searchsorted(known, ords), self.n - 1)
         return np.where(known[rows] == ords, rows, -1)
 
-    def ids_for_ords(self, ords: np.ndarray) -> list[str | None]:
-        """Product ids of SQLite rowids (None where this snapshot does not know the rowid)."""
-        if not self._ord_sorted or len(ords) == 0:
-            return [None] * len(ords)
+    def hits_for_ords(self, ords: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
+        """Rows (-1: unknown) and ids (None: unknown) of SQLite rowids, such as keyword hits.
+
+        In a loaded catalogue rowids mostly follow rows at a fixed offset, so each row is
+        guessed from its rowid and checked, and only misses are binary-searched (at 1M a
+        search costs ~0.5 us a hit in cache misses, a checked guess a tenth of that).
+        """
+        if not self._ord_sorted or self.n == 0 or len(ords) == 0:
+            return np.full(len(ords), -1, dtype=np.int64), [None] * len(ords)
         known = self._ord[: self.n]
-        rows = np.searchsorted(known, ords)
-        rows[rows >= self.n] = 0
-        ok = known[rows] == ords if self.n else np.zeros(len(ords), dtype=bool)
+        rows = np.clip(ords - known[0], 0, self.n - 1)
+        missed = known[rows] != ords
+        if missed.any():
+            rows[missed] = np.minimum(np.searchsorted(known, ords[missed]), self.n - 1)
+        ok = known[rows] == ords
         ids = self.ids
         if ok.all():  # the usual case: every hit is known (about 0.2 us an id less)
-            return [ids[r] for r in rows.tolist()]
+            return rows, [ids[r] for r in rows.tolist()]
         pairs = zip(rows.tolist(), ok.tolist(), strict=True)
-        return [ids[r] if good else None for r, good in pairs]
+        return np.where(ok, rows, -1), [ids[r] if good else None for r, good in pairs]
 
     def field_members(self, field_name: str) -> dict[str, np.ndarray]:
         """Live rows of each value of a keyword field, by token (what partitions file)."""

@@ -114,7 +114,7 @@ class EmbeddedEngine(Engine):
         self.store = Store(self.data_dir / DB_NAME, busy_timeout=float(busy_timeout))
         self.keyword = KeywordIndex(self.data_dir, self.store, float(busy_timeout))
         self.snapshot = Snapshot(self.store, self.policy, GraphFiles(self.data_dir))
-        self._rows_memo: tuple[Catalog, tuple[int, tuple[str, ...]], np.ndarray] | None = None
+        self._rows_memo: tuple[Catalog, int, tuple[str, ...], np.ndarray] | None = None
 
     def __enter__(self) -> EmbeddedEngine:
         return self
@@ -259,14 +259,32 @@ class EmbeddedEngine(Engine):
     def _rows_of(self, cat: Catalog, ids: Sequence[str]) -> np.ndarray:
         """Catalogue rows of ``ids`` (-1: unknown), remembered for the next call: a request
         reads the same window in each space, and at 1M a dict lookup costs about 1 us an id
-        (cache misses), where hashing the ids again as a tuple costs a few ns each."""
-        key = (self.snapshot.seq, tuple(ids))
+        (cache misses), where comparing the ids again as a tuple costs a few ns each. The
+        rows of the last keyword hits are remembered too (their rows were known), so the
+        window read after them (its ids, then the anchors') looks up only the anchors.
+        A row never changes for an id while the catalogue object lives (rows are append-only).
+        """
+        key = tuple(ids)
         memo = self._rows_memo
-        if memo is not None and memo[0] is cat and memo[1] == key:
-            return memo[2]
-        rows = np.fromiter((cat.row_of.get(pid, -1) for pid in ids), np.int64, len(ids))
-        self._rows_memo = (cat, key, rows)
+        # rows of known ids never change, but an unknown id (-1) may be added since
+        if memo is not None and memo[0] is cat and (memo[1] == cat.n or memo[1] < 0):
+            known, rows = memo[2], memo[3]
+            if key == known:
+                return rows
+            m = len(known)
+            if m and memo[1] < 0 and len(key) > m and key[:m] == known:
+                rest = np.fromiter((cat.row_of.get(pid, -1) for pid in key[m:]), np.int64)
+                rows = np.concatenate([rows, rest])
+                self._remember_rows(cat, key, rows)
+                return rows
+        rows = np.fromiter((cat.row_of.get(pid, -1) for pid in key), np.int64, len(key))
+        self._remember_rows(cat, key, rows)
         return rows
+
+    def _remember_rows(self, cat: Catalog, ids: tuple[str, ...], rows: np.ndarray) -> None:
+        """Keep the rows of ``ids``: valid for good when every id was known (-1 as ``n``)."""
+        complete = bool(rows.size) and int(rows.min()) >= 0
+        self._rows_memo = (cat, -1 if complete else cat.n, ids, rows)
 
     def stored_vectors(self, ids: Sequence[str], space: str, model: str) -> dict[str, np.ndarray]:
         """From SQLite, which keeps model vectors unprojected (RAM may hold projected rows)."""
@@ -291,7 +309,11 @@ class EmbeddedEngine(Engine):
 
             def resolve(ords: np.ndarray) -> list[str | None]:
                 with self.snapshot.lock:
-                    return self.snapshot.catalog.ids_for_ords(ords)
+                    cat = self.snapshot.catalog
+                    rows, ids = cat.hits_for_ords(ords)
+                if all(ids):  # every hit known: the window's rows, for vector_matrix
+                    self._remember_rows(cat, tuple(ids), rows)  # type: ignore[arg-type]
+                return ids
 
         return self.keyword.search(query, self._compile(filters), int(limit), resolve)
 

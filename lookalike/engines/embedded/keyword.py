@@ -292,9 +292,12 @@ class KeywordIndex:
             ids = resolve(np.asarray(ords, dtype=np.int64)) if resolve and ords else []
             if len(ids) != len(hits):
                 ids = [None] * len(hits)
+            scores = [float(sc) for sc, _ in hits]
+            if all(ids):  # every id known from RAM (the usual case): no per-hit branch
+                return list(map(Candidate, ids, scores))  # type: ignore[arg-type]
             return [
-                Candidate(self._id(searcher, a) if pid is None else pid, float(sc))
-                for (sc, a), pid in zip(hits, ids, strict=True)
+                Candidate(self._id(searcher, a) if pid is None else pid, sc)
+                for (_, a), pid, sc in zip(hits, ids, scores, strict=True)
             ]
 
     @staticmethod
