@@ -15,12 +15,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 import numpy as np  # noqa: E402
-from engine_bench import CATEGORIES, Catalogue  # noqa: E402
+from engine_bench import Catalogue  # noqa: E402
+from rerank_bench import main_shape_queries  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from lookalike.engines.embedded import EmbeddedEngine  # noqa: E402
-from lookalike.filters import And, Range, Term  # noqa: E402
-from reranker import Anchor, RerankRequest, run  # noqa: E402
+from reranker import RerankRequest, run  # noqa: E402
 from reranker import anchors as am  # noqa: E402
 
 n = int(sys.argv[1])
@@ -63,17 +63,7 @@ def use(old):
 rng = np.random.default_rng(7)
 cat = Catalogue(n, 512)
 q = int(sys.argv[3]) if len(sys.argv) > 3 else 300
-texts = [f"{rng.choice(cat.vocab[:10])} {rng.choice(cat.vocab[30:500])}" for _ in range(q)]
-filters = [
-    And((Term("category", CATEGORIES[i % 8]), Range("price", lte=float(rng.uniform(150, 450)))))
-    for i in range(q)
-]
-anchors = [
-    tuple(
-        Anchor(f"p{j:07d}", w) for j, w in zip(rng.integers(0, n, 3), (2.0, 1.0, 1.0), strict=True)
-    )
-    for _ in range(q)
-]
+texts, filters, anchors = main_shape_queries(rng, cat, n, q)
 
 
 def kr(i):

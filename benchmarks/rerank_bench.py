@@ -91,11 +91,11 @@ def main() -> None:
         print(f"| {name} | {value} |")
 
 
-def measure(
-    engine: EmbeddedEngine, cat: Catalogue, args: argparse.Namespace, rows: list[tuple[str, str]]
-) -> None:
-    rng = np.random.default_rng(1)
-    q = args.queries
+def main_shape_queries(
+    rng: np.random.Generator, cat: Catalogue, n: int, q: int
+) -> tuple[list[str], list[And], list[tuple[Anchor, ...]]]:
+    """The main shape's inputs, drawn in this order: two words (one frequent), a category and
+    a price ceiling, three anchors weighted 2, 1, 1 (every main-shape benchmark uses these)."""
     texts = [f"{rng.choice(cat.vocab[:10])} {rng.choice(cat.vocab[30:500])}" for _ in range(q)]
     filters = [
         And((Term("category", CATEGORIES[i % 8]), Range("price", lte=float(rng.uniform(150, 450)))))
@@ -104,10 +104,19 @@ def measure(
     anchors = [
         tuple(
             Anchor(f"p{j:07d}", w)
-            for j, w in zip(rng.integers(0, args.n, 3), (2.0, 1.0, 1.0), strict=True)
+            for j, w in zip(rng.integers(0, n, 3), (2.0, 1.0, 1.0), strict=True)
         )
         for _ in range(q)
     ]
+    return texts, filters, anchors
+
+
+def measure(
+    engine: EmbeddedEngine, cat: Catalogue, args: argparse.Namespace, rows: list[tuple[str, str]]
+) -> None:
+    q = args.queries
+    rng = np.random.default_rng(1)
+    texts, filters, anchors = main_shape_queries(rng, cat, args.n, q)
     negatives = [(Anchor(f"p{int(rng.integers(0, args.n)):07d}"),) for _ in range(q)]
     it = iter(range(10**9))
 
