@@ -132,36 +132,35 @@ class Catalog:
         return self._ord[rows].copy()
 
     def rows_for_ords(self, ords: np.ndarray) -> np.ndarray:
-        """Rows of SQLite rowids, -1 where this snapshot does not know the rowid."""
+        """Rows of SQLite rowids, -1 where this snapshot does not know the rowid.
+
+        In a loaded catalogue rowids mostly follow rows at a fixed offset, so each row is
+        guessed from its rowid and checked, and only misses are binary-searched (at 1M a
+        search costs ~0.5 us a hit in cache misses, a checked guess a tenth of that).
+        """
         known = self._ord[: self.n]
         if not self._ord_sorted:
             where = {int(o): r for r, o in enumerate(known.tolist())}
             return np.fromiter((where.get(int(o), -1) for o in ords), np.int64, len(ords))
         if self.n == 0:
             return np.full(len(ords), -1, dtype=np.int64)
-        rows = np.minimum(np.searchsorted(known, ords), self.n - 1)
-        return np.where(known[rows] == ords, rows, -1)
-
-    def hits_for_ords(self, ords: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
-        """Rows (-1: unknown) and ids (None: unknown) of SQLite rowids, such as keyword hits.
-
-        In a loaded catalogue rowids mostly follow rows at a fixed offset, so each row is
-        guessed from its rowid and checked, and only misses are binary-searched (at 1M a
-        search costs ~0.5 us a hit in cache misses, a checked guess a tenth of that).
-        """
-        if not self._ord_sorted or self.n == 0 or len(ords) == 0:
-            return np.full(len(ords), -1, dtype=np.int64), [None] * len(ords)
-        known = self._ord[: self.n]
         rows = np.clip(ords - known[0], 0, self.n - 1)
         missed = known[rows] != ords
         if missed.any():
             rows[missed] = np.minimum(np.searchsorted(known, ords[missed]), self.n - 1)
-        ok = known[rows] == ords
+        return np.where(known[rows] == ords, rows, -1)
+
+    def hits_for_ords(self, ords: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
+        """Rows (-1: unknown) and ids (None: unknown) of SQLite rowids, such as keyword hits;
+        all unknown in a catalogue out of rowid order (a per-query map would cost more than
+        fetching the stored ids)."""
+        if not self._ord_sorted or len(ords) == 0:
+            return np.full(len(ords), -1, dtype=np.int64), [None] * len(ords)
+        rows = self.rows_for_ords(ords)
         ids = self.ids
-        if ok.all():  # the usual case: every hit is known (about 0.2 us an id less)
+        if rows.min() >= 0:  # the usual case: every hit is known (about 0.2 us an id less)
             return rows, [ids[r] for r in rows.tolist()]
-        pairs = zip(rows.tolist(), ok.tolist(), strict=True)
-        return np.where(ok, rows, -1), [ids[r] if good else None for r, good in pairs]
+        return rows, [ids[r] if r >= 0 else None for r in rows.tolist()]
 
     def field_members(self, field_name: str) -> dict[str, np.ndarray]:
         """Live rows of each value of a keyword field, by token (what partitions file)."""
