@@ -154,6 +154,43 @@ WORDS = [
 ]
 
 
+def test_keyword_rebuild_clusters_documents_by_partition_field(tmp_path: Path) -> None:
+    """A rebuild adds each category's documents together (so filtered searches skip the
+    other categories' postings); the matches and their scores do not depend on it."""
+    import tantivy
+
+    rng = np.random.default_rng(5)
+    vecs = unit_rows(rng, 300, 8)
+    cats = ["Shoes", "bags", "dresses"]
+    docs = [
+        doc(f"p{i:03d}", vecs[i], " ".join(rng.choice(WORDS, 4)), "v1", category=cats[i % 3])
+        for i in range(300)
+    ]
+    queries = [
+        ("linen dress", Term("category", "shoes")),
+        ("boot wool", Term("category", "bags")),
+        ("summer", None),
+    ]
+    results = []
+    for fields in (("category",), ()):
+        data = tmp_path / f"data-{len(fields)}"
+        with EmbeddedEngine(data, partition_fields=fields) as engine:
+            engine.upsert(docs)
+            engine.rebuild_keyword_index()
+            kw = engine.keyword
+            searcher = kw._ensure_open().searcher()
+            for value in ("shoes", "bags", "dresses"):
+                q = tantivy.Query.term_query(kw.schema, "kw", f"category={value}")
+                addrs = [a for _, a in searcher.search(q, 300).hits]
+                assert len(addrs) == 100 and len({a.segment_ord for a in addrs}) == 1
+                span = max(a.doc for a in addrs) - min(a.doc for a in addrs) + 1
+                assert (span == 100) == bool(fields)  # contiguous only when clustered
+            got = [engine.keyword_search(q, f, limit=300) for q, f in queries]
+            assert all(got)
+            results.append([sorted((-c.score, c.id) for c in hits) for hits in got])
+    assert results[0] == results[1]
+
+
 def test_keyword_index_can_be_deleted_and_rebuilt(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     data = tmp_path / "data"

@@ -14,7 +14,10 @@ mapped from the catalogue's ``.npy`` (txtai returns no vectors).
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +45,21 @@ def vectors_of(pids: list[str]) -> np.ndarray:
     """The external transform: stored image vectors by product id."""
     assert _VECTORS is not None
     return np.asarray(_VECTORS[[row_of(p) for p in pids]], np.float32)
+
+
+def _name_saved_transform(path: Path) -> None:
+    """Point the saved sub-index configs at ``vectors_of`` by module path.
+
+    txtai saves a callable transform as its ``repr`` (``<function vectors_of at 0x...>``),
+    which cannot be loaded back, and resolves a named one only when
+    ``ALLOW_RESOLVE_TRANSFORM`` is set: the name is this module's own function, trusted.
+    """
+    os.environ.setdefault("ALLOW_RESOLVE_TRANSFORM", "True")
+    for config in path.rglob("config.json"):
+        saved = json.loads(config.read_text())
+        if str(saved.get("transform", "")).startswith("<function"):
+            saved["transform"] = f"{__name__}.vectors_of"
+            config.write_text(json.dumps(saved))
 
 
 class Txtai(Peer):
@@ -104,6 +122,7 @@ class Txtai(Peer):
             done.write_text(f"{secs:.1f}\n")
         else:
             secs, self.cached = float(done.read_text()), True
+            _name_saved_transform(path)
             self.embeddings.load(str(path), config=self.config())
         self.slow = self.setup.n > 200_000  # its keyword window takes seconds at 1M
         dense = self.embeddings.indexes["dense"].ann

@@ -15,7 +15,8 @@ SQLite and builds its own graph as before.
 
 The graph is opened with ``IO_FLAG_MMAP_IFC``: faiss maps the codes and the neighbour lists
 from the file instead of copying them; the matrix with ``mmap_mode="c"``. Processes on one
-data directory share one copy of both in the page cache.
+data directory share one copy of both in the page cache; both are brought in ahead of
+queries in the background (:mod:`lookalike.engines.embedded.prefault`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import faiss
 import numpy as np
 
 from lookalike.engines.embedded.ann import AnnIndex
+from lookalike.engines.embedded.prefault import prefault, read_ahead
 
 ANN_DIR = "ann"
 FORMAT = 1
@@ -243,7 +245,9 @@ class GraphFiles:
             if meta["dim"] != key.dim:
                 raise ValueError(f"graph is {meta['dim']}-d, the space {key.dim}-d")
             ords = np.load(self._checked(key, meta, ".ords.npy"), allow_pickle=False)
-            index = faiss.read_index(str(self._checked(key, meta, ".faiss")), READ_FLAGS)
+            graph_path = self._checked(key, meta, ".faiss")
+            read_ahead(graph_path)  # faiss maps it: its pages fault in from the page cache
+            index = faiss.read_index(str(graph_path), READ_FLAGS)
             if type(index).__name__ != _INDEX_TYPES[key.storage]:
                 raise ValueError(f"graph is a {type(index).__name__}, expected {key.storage}")
             if index.ntotal != len(ords) or len(ords) != meta["rows"] or index.d != key.dim:
@@ -276,4 +280,5 @@ class GraphFiles:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring saved vectors %s.%s: %s", key.slug, meta.get("seq"), exc)
             return None
+        prefault(matrix, f"{key.slug}.{meta['seq']} matrix")
         return SavedVectors(matrix.view(np.ndarray), dims.astype(np.int32), row_ords)

@@ -63,7 +63,9 @@ class EmbeddedEngine(Engine):
     adds them to a small delta graph of its own instead of scanning them exactly),
     ``partition_fields`` (keyword fields whose values get contiguous 8-bit copies of their
     rows' vectors above ``ann_threshold``, so a filter on one value scans them instead of
-    gathering scattered rows; ``()`` turns this off) and ``partition_min_rows`` (filtered
+    gathering scattered rows, and whose values order the keyword index's documents when it
+    is rebuilt, so a keyword search filtered on one value skips the other values' postings;
+    ``()`` turns both off) and ``partition_min_rows`` (filtered
     sets smaller than this are gathered and scored exactly instead), ``partition_codes``
     (``sq8``: 8-bit scalar codes, a quarter of the float32 row, answers equal to exact in
     every measurement; ``pq4``: 4-bit fast-scan product quantiser, 1/64 of the row and ~15x
@@ -112,7 +114,9 @@ class EmbeddedEngine(Engine):
             partition_codes=str(partition_codes),
         )
         self.store = Store(self.data_dir / DB_NAME, busy_timeout=float(busy_timeout))
-        self.keyword = KeywordIndex(self.data_dir, self.store, float(busy_timeout))
+        self.keyword = KeywordIndex(
+            self.data_dir, self.store, float(busy_timeout), self.policy.partition_fields
+        )
         self.snapshot = Snapshot(self.store, self.policy, GraphFiles(self.data_dir))
         self._rows_memo: tuple[Catalog, int, tuple[str, ...], np.ndarray] | None = None
 

@@ -38,11 +38,13 @@ from lookalike.engines.embedded.tantivy_query import (
 )
 from lookalike.errors import EngineError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: documents clustered by the partition fields on rebuild
 WRITER_HEAP = 64_000_000
 REBUILD_SHARE = 0.25  # replaying more changes than this share of docs: rebuild instead
 ROW_COLUMNS = "id, rowid, deleted, price, terms, doc"
-LIVE_ROWS = f"SELECT {ROW_COLUMNS} FROM products WHERE deleted = 0 ORDER BY rowid"
+LIVE_ROWS = f"SELECT {ROW_COLUMNS} FROM products WHERE deleted = 0"
+# A field's filter token of a row (``field=value``, as filters name it), to cluster by.
+_TOKEN_OF = "(SELECT min(value) FROM json_each(terms) WHERE value >= ? AND value < ?)"
 Resolver = Callable[[np.ndarray], list[str | None]]
 
 log = logging.getLogger("lookalike.engine.keyword")
@@ -92,7 +94,14 @@ def _tantivy_doc(row: tuple[Any, ...]) -> tantivy.Document:
 class KeywordIndex:
     """BM25 search with filters over ``data_dir/keyword``, kept in step with the store."""
 
-    def __init__(self, data_dir: Path, store: Store, lock_timeout: float) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        store: Store,
+        lock_timeout: float,
+        cluster_fields: tuple[str, ...] = (),
+    ) -> None:
+        self.cluster_fields = cluster_fields
         self.dir = data_dir / "keyword"
         self.index_dir = self.dir / "index"
         self.state_path = self.dir / "state.json"
@@ -104,6 +113,21 @@ class KeywordIndex:
         self._index: tantivy.Index | None = None
         self._applied = -1
         self._generation: str | None = None  # changes when the index directory is recreated
+
+    def _live_rows(self, cur: sqlite3.Cursor) -> sqlite3.Cursor:
+        """Every live row, clustered by the values of ``cluster_fields``, then rowid.
+
+        tantivy numbers documents in the order they are added, and an intersection seeks
+        the query's postings to each document of the filter's value: with a value's
+        documents contiguous, those seeks skip whole blocks of postings. At 1M, BM25 top-1000
+        within a 1/8 category and a price range took 1.0 ms against 4.0 ms in rowid order,
+        with the same hits (``BENCHMARKS.md``). Rows replayed later are appended.
+        """
+        order, args = [], []
+        for name in self.cluster_fields:
+            order.append(_TOKEN_OF)
+            args += [f"{name}=", f"{name}>"]  # '>' follows '=': every token of the field
+        return cur.execute(f"{LIVE_ROWS} ORDER BY {', '.join([*order, 'rowid'])}", args)
 
     # -- sidecar state ---------------------------------------------------------------------------
     def _read_state(self) -> int | None:
@@ -167,9 +191,8 @@ class KeywordIndex:
         index.register_tokenizer(ANALYZER, self.analyzer)
         with self.store.read() as cur:
             seq = Store.seq_in(cur)
-            writer = index.writer(WRITER_HEAP, 1)
-            cur.execute(LIVE_ROWS)
-            for row in cur:
+            writer = index.writer(WRITER_HEAP, 1)  # one thread: documents in the rows' order
+            for row in self._live_rows(cur):
                 writer.add_document(_tantivy_doc(row))
             writer.commit()
             writer.wait_merging_threads()
@@ -242,7 +265,7 @@ class KeywordIndex:
         seq = Store.seq_in(cur)
         writer = index.writer(WRITER_HEAP, 1)
         writer.delete_all_documents()
-        for row in cur.execute(LIVE_ROWS):
+        for row in self._live_rows(cur):
             writer.add_document(_tantivy_doc(row))
         writer.commit()
         writer.wait_merging_threads()
