@@ -191,6 +191,47 @@ def test_keyword_rebuild_clusters_documents_by_partition_field(tmp_path: Path) -
     assert results[0] == results[1]
 
 
+def test_keyword_replays_past_a_quarter_of_the_index_recluster_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows replayed after a rebuild are appended; once they pass a quarter of the index
+    (and ``REBUILD_MIN``) the next sync rebuilds it clustered again."""
+    import tantivy
+
+    from lookalike.engines.embedded import keyword
+
+    monkeypatch.setattr(keyword, "REBUILD_MIN", 10)
+    vecs = unit_rows(np.random.default_rng(6), 200, 8)
+    cats = ["shoes", "bags"]
+
+    def docs(lo: int, hi: int) -> list[Document]:
+        return [
+            doc(f"p{i:03d}", vecs[i], "linen", "v1", category=cats[i % 2]) for i in range(lo, hi)
+        ]
+
+    def span(engine: EmbeddedEngine) -> int:
+        searcher = engine.keyword._ensure_open().searcher()
+        q = tantivy.Query.term_query(engine.keyword.schema, "kw", "category=shoes")
+        addrs = [a.doc for _, a in searcher.search(q, 200).hits if a.segment_ord == 0]
+        return max(addrs) - min(addrs) + 1 if addrs else 0
+
+    with EmbeddedEngine(tmp_path / "data") as engine:
+        engine.upsert(docs(0, 100))
+        engine.rebuild_keyword_index()
+        assert span(engine) == 50
+        appended, spans = [], []
+        for lo in range(100, 140, 8):  # five replays of 8 rows each
+            engine.upsert(docs(lo, lo + 8))
+            hits = engine.keyword_search("linen", Term("category", "bags"), 200)
+            assert len(hits) == (lo + 8) // 2
+            appended.append(engine.keyword._state()["appended"])  # type: ignore[index]
+            spans.append(span(engine))
+        # the 4th replay passes a quarter of the 124 documents (32 > 31): a clustered rebuild
+        assert appended == [8, 16, 24, 0, 8]
+        assert spans[3] == 66  # all 66 "shoes" documents contiguous again
+        assert spans[2] == 50  # before it, the replayed ones were in segments of their own
+
+
 def test_keyword_index_can_be_deleted_and_rebuilt(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     data = tmp_path / "data"

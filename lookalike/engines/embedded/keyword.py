@@ -41,6 +41,7 @@ from lookalike.errors import EngineError
 SCHEMA_VERSION = 2  # 2: documents clustered by the partition fields on rebuild
 WRITER_HEAP = 64_000_000
 REBUILD_SHARE = 0.25  # replaying more changes than this share of docs: rebuild instead
+REBUILD_MIN = 10_000  # ... and more than this many
 ROW_COLUMNS = "id, rowid, deleted, price, terms, doc"
 LIVE_ROWS = f"SELECT {ROW_COLUMNS} FROM products WHERE deleted = 0"
 # A field's filter token of a row (``field=value``, as filters name it), to cluster by.
@@ -144,13 +145,16 @@ class KeywordIndex:
             return None
         return dict(state)
 
-    def _write_state(self, seq: int, generation: str | None = None) -> None:
-        """Atomically record the applied sequence (and the index generation, on rebuilds)."""
+    def _write_state(self, seq: int, generation: str | None = None, appended: int = 0) -> None:
+        """Atomically record the applied sequence (and the index generation, on rebuilds),
+        and how many changes were appended by replays since the last (clustered) rebuild."""
         if generation is None:
             generation = (self._state() or {}).get("generation") or uuid.uuid4().hex
+        state = {"schema": SCHEMA_VERSION, "seq": seq, "generation": generation}
+        state["appended"] = appended
         tmp = self.state_path.with_suffix(f".tmp{os.getpid()}")
         with open(tmp, "w") as f:
-            json.dump({"schema": SCHEMA_VERSION, "seq": seq, "generation": generation}, f)
+            json.dump(state, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.state_path)
@@ -242,7 +246,10 @@ class KeywordIndex:
         with self.store.read() as cur:
             upto = Store.seq_in(cur)
             docs = index.searcher().num_docs
-            if upto - applied > max(10_000, REBUILD_SHARE * docs):
+            appended = int((self._state() or {}).get("appended", 0)) + upto - applied
+            if upto - applied > max(REBUILD_MIN, REBUILD_SHARE * docs) or (
+                self.cluster_fields and appended > max(REBUILD_MIN, REBUILD_SHARE * docs)
+            ):  # a big backlog, or a quarter appended unclustered since the last rebuild
                 self._index = self._rebuild_locked_in(cur, index)
                 return self._applied
             rows = Store.changed_products(cur, applied, upto, ROW_COLUMNS)
@@ -257,7 +264,7 @@ class KeywordIndex:
             writer.rollback()
             raise
         writer.wait_merging_threads()
-        self._write_state(upto)
+        self._write_state(upto, appended=appended)
         return upto
 
     def _rebuild_locked_in(self, cur: sqlite3.Cursor, index: tantivy.Index) -> tantivy.Index:
