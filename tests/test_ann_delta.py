@@ -277,3 +277,34 @@ def test_both_storages_make_a_delta(storage: str) -> None:
     for q in moved:
         rows, _ = space.knn(q, cand, 5, N)
         assert rows.tolist() == _space_exact(space, q, 5)
+
+
+def test_a_narrow_filter_over_many_rows_goes_through_the_graph(monkeypatch: Any) -> None:
+    """Under ``min_selectivity`` a filtered set stays exact unless it holds at least
+    ``GRAPH_MIN_ROWS`` rows (or names a partitioned value: partitions answer those)."""
+    space, vecs, _ = _loaded_space(background=False)
+    walks = []
+    search = type(space.ann).search
+
+    def counted(self: Any, *args: Any) -> np.ndarray:
+        walks.append(1)
+        return search(self, *args)
+
+    monkeypatch.setattr(type(space.ann), "search", counted)
+    cand = np.zeros(N, dtype=bool)
+    cand[::10] = True  # 10% of the rows: under min_selectivity (0.2)
+    allowed = int(cand.sum())
+
+    def knn(q: np.ndarray, tokens: tuple[str, ...] | None = None) -> list[int]:
+        rows, _ = space.knn(q, cand, 10, N, tokens)
+        return rows.tolist()
+
+    def exact(q: np.ndarray) -> list[int]:
+        return space.exact(q, cand, 10)[0].tolist()
+
+    monkeypatch.setattr(vectors_mod, "GRAPH_MIN_ROWS", allowed + 1)
+    assert knn(vecs[3]) == exact(vecs[3]) and not walks  # a small set: exact
+    monkeypatch.setattr(vectors_mod, "GRAPH_MIN_ROWS", allowed)
+    got = knn(vecs[3])
+    assert len(walks) == 1 and len(set(got) & set(exact(vecs[3]))) >= 8  # the graph
+    assert knn(vecs[3], ("category=x",)) == exact(vecs[3]) and len(walks) == 1  # partitions'

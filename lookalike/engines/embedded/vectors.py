@@ -2,8 +2,10 @@
 
 Exact kNN is one matrix-vector product over the allowed rows and an argpartition. Above
 ``ann_threshold`` rows an HNSW graph is used for broad filters; narrow filters (fewer than
-``min_selectivity`` of the rows) go exact, because HNSW with an unrelated filter loses most
-of its recall (0.128 measured) while exact search over a small set is both cheap and perfect.
+``min_selectivity`` of the rows, and fewer than ``GRAPH_MIN_ROWS``) go exact, because HNSW
+with an unrelated filter over a small set loses much of its recall (0.128 measured with an
+early graph, 0.77 for 5k of 100k rows now) while exact search over a small set is both
+cheap and perfect; a narrow filter on a partitioned field's values scans its partitions.
 This module holds the storage and the searches; the graph's, the delta graph's and the
 partitions' lifecycles are mixins (``ann_lifecycle``, ``delta_lifecycle``,
 ``partition_lifecycle``), the partitioned search with the partitions.
@@ -31,6 +33,11 @@ __all__ = ["DELTA_MIN_ROWS", "AnnPolicy", "VectorSpace"]
 
 GATHER_SHARE = 0.15  # below this share of rows, gather the rows instead of scoring all
 MAX_EF = 1024
+# A filtered set this big goes through the graph whatever its share of the rows: at 1M,
+# colour filters keeping 5-19% of the rows (50k-190k) had recall@50 0.985-0.992 through the
+# graph in 3-6 ms, against 70 ms for the exact scan of 190k scattered rows; at 100k, 5k and
+# 10k rows through the graph had only 0.77 and 0.94 (BENCHMARKS.md), so small sets stay exact.
+GRAPH_MIN_ROWS = 50_000
 DELTA_POOL = 64  # candidates at least from the delta graph (k + k/2 for bigger k)
 
 
@@ -223,7 +230,12 @@ class VectorSpace(AnnLifecycle, PartitionLifecycle):
         ann = self.ann
         if ann is not None and ann.dim != self.width:
             ann = None  # the space grew wider (attribute vocabulary); wait for a rebuild
-        if ann is None or allowed < self.policy.min_selectivity * total or allowed <= 4 * k:
+        narrow = allowed < self.policy.min_selectivity * total
+        if (
+            ann is None
+            or allowed <= 4 * k
+            or (narrow and (allowed < GRAPH_MIN_ROWS or tokens))  # tokens: the partitions
+        ):
             # Partitions pay where the set is big and the re-scored pool is a small part of it.
             if tokens and allowed >= max(self.policy.partition_min_rows, 4 * part_pool(k)):
                 best = self._partitioned(q, cand, k, tokens)
