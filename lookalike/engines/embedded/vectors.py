@@ -34,9 +34,9 @@ __all__ = ["DELTA_MIN_ROWS", "AnnPolicy", "VectorSpace"]
 GATHER_SHARE = 0.15  # below this share of rows, gather the rows instead of scoring all
 MAX_EF = 1024
 # A filtered set this big goes through the graph whatever its share of the rows: at 1M,
-# colour filters keeping 5-19% of the rows (50k-190k) had recall@50 0.985-0.992 through the
-# graph in 3-6 ms, against 70 ms for the exact scan of 190k scattered rows; at 100k, 5k and
-# 10k rows through the graph had only 0.77 and 0.94 (BENCHMARKS.md), so small sets stay exact.
+# colour filters keeping 10% and 20% of the rows had recall@50 0.987 and 0.991 through the
+# graph in 4.3-4.7 ms, against 35-72 ms exact; at 100k, 5k and 10k rows through the graph
+# had only 0.77 and 0.94 (BENCHMARKS.md), so small sets stay exact.
 GRAPH_MIN_ROWS = 50_000
 DELTA_POOL = 64  # candidates at least from the delta graph (k + k/2 for bigger k)
 
